@@ -102,7 +102,7 @@ all: $(KQ)
 kq: $(KQ)
 tests: $(TEST_BIN) $(KQ)
 
-$(BUILD)/obj/%_dotprod.o: %_dotprod.c
+$(BUILD)/obj/optimized/neon/%_dotprod.o: optimized/neon/%_dotprod.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS_BASE) -O3 $(DOTPROD_CFLAGS) $(CFLAGS) -c $< -o $@
 
