@@ -94,7 +94,7 @@ TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 LIB := $(BUILD)/libkq.a
 KQ := $(BUILD)/kq
 
-.PHONY: all kq tests deps test test-host test-aarch64 validate bench clean check-long \
+.PHONY: all kq tests deps test test-host test-aarch64 validate clean check-long \
         kunpeng-cycles help
 .DEFAULT_GOAL := all
 
@@ -162,9 +162,6 @@ endif
 
 kunpeng-cycles: deps
 	sh validation/kunpeng_cycles.sh build/kunpeng-cycles
-
-bench: deps all
-	sh validation/bench.sh $(KQ)
 
 clean:
 	rm -rf build

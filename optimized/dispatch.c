@@ -83,7 +83,7 @@ static void kq_build(void) {
     kq_layer_built[KQ_IMPL_REFERENCE] = 1;
     kq_inherit(KQ_IMPL_NEON_PLAIN, KQ_IMPL_REFERENCE);
 #if defined(__aarch64__)
-    const kq_override_list *plain[] = {&kq_neon_float_list, &kq_neon_q32_list, &kq_neon_k_list, &kq_neon_intn_list};
+    const kq_override_list *plain[] = {&kq_neon_float_list, &kq_neon_q32_list, &kq_neon_q32_dot_list, &kq_neon_k_list, &kq_neon_intn_list};
     for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) kq_apply(KQ_IMPL_NEON_PLAIN, plain[i]);
     kq_layer_built[KQ_IMPL_NEON_PLAIN] = 1;
 #endif

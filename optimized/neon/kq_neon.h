@@ -9,7 +9,8 @@
 #include "kq_dispatch.h"
 
 extern const kq_override_list kq_neon_float_list;         /* neon_float.c: f16<->f32 rows, f32/f16 dots */
-extern const kq_override_list kq_neon_q32_list;           /* neon_q32.c: q4_0..q8_1 quantize, dequantize, plain vec_dot */
+extern const kq_override_list kq_neon_q32_list;           /* neon_q32.c: q4_0..q8_1 quantize, dequantize */
+extern const kq_override_list kq_neon_q32_dot_list;       /* neon_q32_dot.c: plain-NEON vec_dots of q4_0..q8_0 */
 extern const kq_override_list kq_neon_q32_dotprod_list;   /* neon_q32_dotprod.c: SDOT vec_dots */
 extern const kq_override_list kq_neon_k_list;             /* neon_k.c: q8_K quantize, K dequantize, plain vec_dot */
 extern const kq_override_list kq_neon_k_dotprod_list;     /* neon_k_dotprod.c */
