@@ -28,13 +28,11 @@ static float intn_inv(float d) { return d != 0.0f ? 1.0f / d : 0.0f; }
  * for finite input, would clamp to lo). Written out rather than roundf/fminf so the hot loop of the
  * search inlines: the fraction v - trunc(v) is exact in binary32. */
 static inline int intn_round_clamp(float v, int lo, int hi) {
-    if (!(v >= (float)lo)) return lo;
-    if (v >= (float)hi) return hi;
-    int i = (int)v;
+    v = v >= (float)lo ? v : (float)lo; /* select, not branch (NaN goes to lo) */
+    v = v <= (float)hi ? v : (float)hi;
+    const int i = (int)v;
     const float f = v - (float)i;
-    if (f >= 0.5f) i++;
-    else if (f <= -0.5f) i--;
-    return i;
+    return i + (f >= 0.5f) - (f <= -0.5f); /* no branch: the fraction is random in the search */
 }
 
 /* The code of x for stored (d, m): the nearest level (ties away from zero in code space). */
@@ -129,12 +127,14 @@ static int intn_offer(const float *x, int64_t len, int bits, int asym, float d, 
     return 1;
 }
 
-#define KQ_INTN_GRID 20
+#define KQ_INTN_GRID 12
 #define KQ_INTN_POLISH 6
 
-/* Geometric grid of clipping factors from 0.75 (mild widening) to 5 (strong clipping): 2-bit rows of
- * Gaussian weights want the extreme at ~2x the top level, 1-bit asym ~4x, 8-bit ~1x. */
-static float intn_grid(int k) { return 0.75f * powf(5.0f / 0.75f, (float)k / (float)(KQ_INTN_GRID - 1)); }
+/* Clipping factors, about geometric from 0.75 (mild widening) to 5 (strong clipping): 2-bit rows of
+ * Gaussian weights want the extreme at ~2x the top level, 1-bit asym ~4x, 8-bit ~1x. Literals, not
+ * powf, so the bytes do not depend on the libm. */
+static const float kq_intn_grid[KQ_INTN_GRID] = {0.75f, 0.89f, 1.06f, 1.26f, 1.5f,  1.78f,
+                                                 2.11f, 2.51f, 2.98f, 3.54f, 4.21f, 5.0f};
 
 /* Candidates are ranked by the error of their own codes at the refitted, fp16-rounded (d, m)
  * (a closed form, no second pass); the winner is then recoded with its stored values and offered,
@@ -144,10 +144,30 @@ typedef struct {
     double err;
 } intn_cand;
 
-static void intn_candidate(const float *x, int64_t len, int bits, int asym, float d0, float m0, intn_cand *c) {
+/* The sums of the codes at (d0, m0) (sx, sxx and n, which do not depend on the codes, come from
+ * base): the search's inner loop, kept to integer sums and one product. */
+static void intn_code_sums(const float *x, int64_t len, int bits, int asym, float d0, float m0, const intn_sums *base,
+                           intn_sums *s) {
+    const float id = intn_inv(d0);
+    int64_t sq = 0, sqq = 0;
+    double sxq = 0.0;
+    for (int64_t i = 0; i < len; i++) {
+        const int q = intn_level(intn_code(x[i], bits, asym, id, m0), bits, asym);
+        sq += q;
+        sqq += q * q;
+        sxq += (double)x[i] * (double)q;
+    }
+    *s = *base;
+    s->sq = (double)sq;
+    s->sqq = (double)sqq;
+    s->sxq = sxq;
+}
+
+static void intn_candidate(const float *x, int64_t len, int bits, int asym, float d0, float m0, const intn_sums *base,
+                           intn_cand *c) {
     intn_sums s;
     float d, m;
-    intn_pass(x, len, bits, asym, d0, m0, &s);
+    intn_code_sums(x, len, bits, asym, d0, m0, base, &s);
     if (!intn_refit(&s, asym, &d, &m)) return;
     const double err = intn_sums_error(&s, d, m);
     if (err < c->err) {
@@ -170,8 +190,9 @@ static void intn_finish(const float *x, int64_t len, int bits, int asym, const i
 static void intn_search_sym(const float *x, int64_t len, int bits, float xmax, intn_best *b) {
     const float q = (float)(1 << (bits - 1));
     intn_cand c = {0.0f, 0.0f, INFINITY};
-    intn_candidate(x, len, bits, 0, -xmax / q, 0.0f, &c);
-    for (int k = 0; k < KQ_INTN_GRID; k++) intn_candidate(x, len, bits, 0, -xmax / (q * intn_grid(k)), 0.0f, &c);
+    intn_candidate(x, len, bits, 0, -xmax / q, 0.0f, &b->s, &c);
+    for (int k = 0; k < KQ_INTN_GRID; k++)
+        intn_candidate(x, len, bits, 0, -xmax / (q * kq_intn_grid[k]), 0.0f, &b->s, &c);
     intn_finish(x, len, bits, 0, &c, b);
 }
 
@@ -182,10 +203,10 @@ static void intn_search_asym(const float *x, int64_t len, int bits, float lo, fl
     const float mid = 0.5f * lo + 0.5f * hi;
     intn_cand c = {0.0f, 0.0f, INFINITY};
     for (int k = 0; k < KQ_INTN_GRID; k++) {
-        const float d0 = (0.5f * hi - 0.5f * lo) / (0.5f * l * intn_grid(k));
-        intn_candidate(x, len, bits, 1, d0, mid - d0 * (0.5f * l), &c);
-        intn_candidate(x, len, bits, 1, d0, lo, &c);
-        intn_candidate(x, len, bits, 1, d0, hi - d0 * l, &c);
+        const float d0 = (0.5f * hi - 0.5f * lo) / (0.5f * l * kq_intn_grid[k]);
+        intn_candidate(x, len, bits, 1, d0, mid - d0 * (0.5f * l), &b->s, &c);
+        intn_candidate(x, len, bits, 1, d0, lo, &b->s, &c);
+        intn_candidate(x, len, bits, 1, d0, hi - d0 * l, &b->s, &c);
     }
     intn_finish(x, len, bits, 1, &c, b);
 }

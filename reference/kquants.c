@@ -144,7 +144,8 @@ static float kq_make_q3_quants(int n, int nmax, const float *x, int8_t *L) {
 }
 
 /* Weighted error of codes L under x ~ scale*L + min (absolute or squared differences). */
-static float kq_qkx_error(int n, const float *x, const float *w, const uint8_t *L, float scale, float min, int use_mad) {
+static float kq_qkx_error(int n, const float *x, const float *w, const uint8_t *L, float scale, float min,
+                          int use_mad) {
     float err = 0;
     for (int i = 0; i < n; ++i) {
         float diff = scale * L[i] + min - x[i];
@@ -246,7 +247,9 @@ static inline int kq_q4_nibble(const uint8_t *qs, int e) {
 static inline int kq_q5_high(const uint8_t *qh, int e) { return ((qh[e % 32] >> (e / 32)) & 1) << 4; }
 
 static inline int kq_q4K_code(const kq_block_q4_K *b, int e) { return kq_q4_nibble(b->qs, e); } /* 0..15 */
-static inline int kq_q5K_code(const kq_block_q5_K *b, int e) { return kq_q4_nibble(b->qs, e) | kq_q5_high(b->qh, e); }
+static inline int kq_q5K_code(const kq_block_q5_K *b, int e) { /* 0..31 */
+    return kq_q4_nibble(b->qs, e) | kq_q5_high(b->qh, e);
+}
 
 /* q6_K: per 128-half h, quarter k = (e%128)/32, l = e%32: low nibble in ql[64h + l + 32(k&1)] (low
  * half for k < 2), high two bits at bits 2k of qh[32h + l]. Stored with +32. */
@@ -405,7 +408,8 @@ static void kq_q45K_scales(const float *x, int nmax, float rmin, int nstep, uint
         for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
         const float av_x = sqrtf(sum_x2 / 32);
         for (int l = 0; l < 32; ++l) weights[l] = av_x + fabsf(x[32 * j + l]);
-        scales[j] = kq_make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep, 0);
+        scales[j] = kq_make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f,
+                                        nstep, 0);
         if (scales[j] > max_scale) max_scale = scales[j];
         if (mins[j] > max_min) max_min = mins[j];
     }

@@ -157,6 +157,11 @@ static void test_layout(void) {
     int ok = y[0] == 0x00 && y[1] == 0x38 && y[18] == 0xEE;
     for (int k = 0; k < 16; k++) ok &= y[2 + k] == (uint8_t)(k | k << 4);
     KQ_CHECK(ok, "i4_g32_sym bytes %02x %02x %02x %02x", y[0], y[1], y[2], y[3]);
+    /* the same 32 values as a whole row: header then one chunk, the same 18 bytes */
+    uint8_t z[64];
+    memset(z, 0xEE, sizeof z);
+    kq_type_by_name("i4_row_sym")->quantize_row(x, z, 32);
+    KQ_CHECK(memcmp(y, z, 19) == 0, "i4_row_sym n=32 bytes = i4_g32_sym bytes");
 
     /* i4_g32_asym, x = 0.25 * (j%16) - 1: d = 0.25 (0x3400), m = -1 (0xBC00) */
     t = kq_type_by_name("i4_g32_asym");

@@ -32,14 +32,10 @@ typedef struct {
     kq_vec_dot_fn vec_dot;
 } ktype;
 
-static const ktype TYPES[] = {
-    {T_Q2, "q2_K", sizeof(kq_block_q2_K), kq_quantize_row_q2_K_ref, kq_dequantize_row_q2_K_ref, kq_vec_dot_q2_K_q8_K_ref},
-    {T_Q3, "q3_K", sizeof(kq_block_q3_K), kq_quantize_row_q3_K_ref, kq_dequantize_row_q3_K_ref, kq_vec_dot_q3_K_q8_K_ref},
-    {T_Q4, "q4_K", sizeof(kq_block_q4_K), kq_quantize_row_q4_K_ref, kq_dequantize_row_q4_K_ref, kq_vec_dot_q4_K_q8_K_ref},
-    {T_Q5, "q5_K", sizeof(kq_block_q5_K), kq_quantize_row_q5_K_ref, kq_dequantize_row_q5_K_ref, kq_vec_dot_q5_K_q8_K_ref},
-    {T_Q6, "q6_K", sizeof(kq_block_q6_K), kq_quantize_row_q6_K_ref, kq_dequantize_row_q6_K_ref, kq_vec_dot_q6_K_q8_K_ref},
-    {T_Q8, "q8_K", sizeof(kq_block_q8_K), kq_quantize_row_q8_K_ref, kq_dequantize_row_q8_K_ref, kq_vec_dot_q8_K_q8_K_ref},
-};
+#define KT(k, t) {k, #t, sizeof(kq_block_##t), kq_quantize_row_##t##_ref, kq_dequantize_row_##t##_ref, \
+                  kq_vec_dot_##t##_q8_K_ref}
+static const ktype TYPES[] = {KT(T_Q2, q2_K), KT(T_Q3, q3_K), KT(T_Q4, q4_K),
+                              KT(T_Q5, q5_K), KT(T_Q6, q6_K), KT(T_Q8, q8_K)};
 #define NTYPES (sizeof TYPES / sizeof TYPES[0])
 
 static uint32_t bits_of(float f) { return kq_f32_bits(f); }

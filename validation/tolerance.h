@@ -37,6 +37,8 @@ int kq_check_tolerance_main(int argc, char **argv);
 /* The rule the shipped thresholds follow (and --calibrate applies): measured * margin, rounded up. */
 #define KQ_TOL_MARGIN 1.1
 #define KQ_TOL_SIG_DIGITS 3
+/* ... of the largest figure over this many consecutive seeds from the default one. */
+#define KQ_TOL_CAL_SEEDS 8
 
 /* Synthetic distributions. */
 typedef enum {
@@ -58,8 +60,8 @@ typedef struct {
     size_t n;        /* values compared */
 } kq_tol_metrics;
 
-/* Nominal width of a type for the quoted tolerances (q8_0/i8 8, q6_K 6, q5_* 5, q4_*/i4 4, q3_K 3,
- * q2_K/i2 2, i1 1); 0 when no nominal figure applies (f16, bf16, f32, q8_1, q8_K). */
+/* Nominal width of a type for the quoted tolerances (q8_0, i8: 8; q6_K: 6; q5_x: 5; q4_x, i4: 4; q3_K: 3;
+ * q2_K, i2: 2; i1: 1); 0 when no nominal figure applies (f16, bf16, f32, q8_1, q8_K). */
 int kq_tol_nominal_bits(const kq_type_traits *t);
 /* The relative error users quote for a width (8: 0.02, 6: 0.04, 5: 0.06, 4: 0.10, 3: 0.15, 2: 0.20,
  * 1: 0.50); 0 for any other width. */
