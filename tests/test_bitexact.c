@@ -285,45 +285,90 @@ static void test_usage(void) {
     }
 }
 
-/* ---- JSON: structure of a small run ---- */
+/* ---- JSON ---- */
 
-static void test_json(void) {
+/* Runs the command with stdout to a temporary file; returns the output (caller frees) or NULL. */
+static char *kq_run_capture(const char *const *args, int argc, int *rc) {
     char path[] = "/tmp/kq_test_bitexact_XXXXXX";
     const int fd = mkstemp(path);
-    if (fd < 0) {
-        KQ_SKIP("json: cannot create a temporary file");
-        return;
-    }
+    if (fd < 0) return NULL;
     close(fd);
-    const char *args[] = {"bitexact", "--impl", "reference", "--quick", "--json", "--types", "Q8_0,q8_1"};
-    KQ_CHECK(kq_run_main(args, 7, path) == 0, "--json run exits 0");
+    *rc = kq_run_main(args, argc, path);
     size_t len = 0;
     char *s = kq_test_read_file(path, &len);
     unlink(path);
-    KQ_CHECK(s != NULL && len > 2, "json output written");
-    if (!s) return;
-    char *t = realloc(s, len + 1);
-    if (!t) { free(s); return; }
-    s = t;
-    s[len] = 0;
-    int depth = 0, min_depth = 0, in_str = 0;
-    for (size_t i = 0; i < len; i++) {
+    char *t = s ? realloc(s, len + 1) : NULL;
+    if (!t) {
+        free(s);
+        return NULL;
+    }
+    t[len] = 0;
+    return t;
+}
+
+static int kq_json_balanced(const char *s) {
+    int depth = 0, in_str = 0;
+    for (const char *p = s; *p; p++) {
         if (in_str) {
-            if (s[i] == '\\') i++;
-            else if (s[i] == '"') in_str = 0;
+            if (*p == '\\' && p[1]) p++;
+            else if (*p == '"') in_str = 0;
             continue;
         }
-        if (s[i] == '"') in_str = 1;
-        else if (s[i] == '{' || s[i] == '[') depth++;
-        else if (s[i] == '}' || s[i] == ']') depth--;
-        if (depth < min_depth) min_depth = depth;
+        if (*p == '"') in_str = 1;
+        else if (*p == '{' || *p == '[') depth++;
+        else if ((*p == '}' || *p == ']') && --depth < 0) return 0;
     }
-    KQ_CHECK(depth == 0 && min_depth == 0 && !in_str && s[0] == '{', "json brackets balance");
-    KQ_CHECK(strncmp(s, "{\"impl\":\"reference\"", 19) == 0, "json starts with the impl: %.40s", s);
+    return depth == 0 && !in_str && s[0] == '{';
+}
+
+static void test_json(void) {
+    const char *args[] = {"bitexact", "--impl", "reference", "--quick", "--json", "--types", "Q8_0,q8_1"};
+    int rc = -1;
+    char *s = kq_run_capture(args, 7, &rc);
+    if (!s) {
+        KQ_SKIP("json: cannot capture the output in a temporary file");
+        return;
+    }
+    KQ_CHECK(rc == 0, "--json run exits 0 (%d)", rc);
+    KQ_CHECK(kq_json_balanced(s), "json brackets balance: %.80s", s);
+    KQ_CHECK(strncmp(s, "{\"impl\":\"reference\",\"self_check\":true", 37) == 0, "json starts with the impl: %.60s", s);
     KQ_CHECK(strstr(s, "{\"type\":\"q8_0\",\"functions\":[{\"fn\":\"quantize_row\",\"native\":true,") != NULL, "q8_0 entry");
     KQ_CHECK(strstr(s, "{\"fn\":\"vec_dot\",\"native\":null,\"cases\":0,\"mismatches\":0,\"status\":\"n/a\"}") != NULL,
              "q8_1 has no vec_dot");
-    KQ_CHECK(strstr(s, "\"cpu\":{\"asimd\":") != NULL && strstr(s, ",\"mismatches\":0,") != NULL, "cpu and totals");
+    KQ_CHECK(strstr(s, "\"cpu\":{\"asimd\":") != NULL && strstr(s, "],\"cases\":") != NULL &&
+                 strstr(s, ",\"mismatches\":0,") != NULL,
+             "cpu and totals");
+    free(s);
+}
+
+/* The table says native or fallback exactly as the dispatcher does. */
+static void test_native_flags(kq_impl impl, const char *name) {
+    const char *args[] = {"bitexact", "--impl", name, "--quick", "--json", "--types", "f16,q4_0,q4_K,i4_g32_sym"};
+    int rc = -1;
+    char *s = kq_run_capture(args, 7, &rc);
+    if (!s) {
+        KQ_SKIP("json %s: cannot capture the output", name);
+        return;
+    }
+    KQ_CHECK(kq_json_balanced(s), "%s json brackets balance", name);
+    static const kq_type types[] = {KQ_TYPE_F16, KQ_TYPE_Q4_0, KQ_TYPE_Q4_K};
+    static const char *const fns[] = {"quantize_row", "dequantize_row", "vec_dot"};
+    for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
+        const char *at = strstr(s, kq_ref_traits(types[t])->name);
+        for (int f = 0; f < 3 && at; f++) {
+            const int native = kq_fn_native(impl, types[t], (kq_fn)f);
+            char want[128];
+            snprintf(want, sizeof(want), "{\"fn\":\"%s\",\"native\":%s,", fns[f], native ? "true" : "false");
+            const char *hit = strstr(at, want);
+            KQ_CHECK(hit != NULL, "%s %s %s: expected %s", name, kq_ref_traits(types[t])->name, fns[f], want);
+            if (hit) {
+                const char *st = strstr(hit, "\"status\":\"");
+                const char *expect = native ? "pass" : "fallback";
+                KQ_CHECK(st && strncmp(st + 10, expect, strlen(expect)) == 0, "%s %s %s: status %s", name,
+                         kq_ref_traits(types[t])->name, fns[f], expect);
+            }
+        }
+    }
     free(s);
 }
 
@@ -342,6 +387,7 @@ static void test_neon(void) {
         }
         const int rc = kq_run_main(args, 5, NULL);
         KQ_CHECK(rc == 0, "kq check bitexact --impl %s --quick: exit %d", layers[i].name, rc);
+        test_native_flags(layers[i].impl, layers[i].name);
     }
 }
 

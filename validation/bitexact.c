@@ -576,9 +576,12 @@ static void kq_bx_run_random(kq_bx_ctx *c, int round) {
     for (int k = 0; k < KQ_BX_ROWS; k++) kq_bx_dequantize(c, c->w + (size_t)k * c->stride, k);
     for (int k = 0; k < KQ_BX_ROWS; k++)
         if (!kq_finite_scales(c->ref, c->w + (size_t)k * c->stride, c->n)) return;
-    c->input = "random-finite-scales";
+    char name[32]; /* the activations' input goes in the name: a mismatch must be reproducible */
+    snprintf(name, sizeof(name), "random x %s", kq_bx_cases[KQ_BX_CASE_NORMAL + (size_t)round].name);
+    c->input = name;
     kq_bx_gen(c, KQ_BX_CASE_NORMAL + (size_t)round, c->ax, 0, 4);
     kq_bx_vec_dot(c);
+    c->input = "random"; /* not the local buffer once we return */
 }
 
 /* f16/bf16: all 65536 bit patterns through dequantize_row, in one row. */
