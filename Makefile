@@ -39,7 +39,8 @@ endif
 WARN := -Wall -Wextra -Werror
 # -ffp-contract=off: no fused multiply-add behind our back (DESIGN.md: rounding is the specification).
 OPT := -O2 -ffp-contract=off -fno-fast-math -fno-strict-aliasing
-CPPFLAGS := -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Ireference -Ioptimized -Ioptimized/neon -Ivalidation -Icli -Itests
+CPPFLAGS := -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Ireference -Ioptimized -Ioptimized/neon -Iconvert \
+            -Ivalidation -Ifixtures -Icli -Itests
 CFLAGS_BASE := -std=c11 $(WARN) $(OPT) -g -MMD -MP
 LDLIBS := -lm -lpthread
 
@@ -77,11 +78,10 @@ else
 endif
 
 KQ_VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
-GIT_REV := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-CPPFLAGS += -DKQ_VERSION='"$(KQ_VERSION)"' -DKQ_GIT_REV='"$(GIT_REV)"'
+GIT_REV := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 
-LIB_SRC := $(wildcard reference/*.c) $(wildcard optimized/*.c) $(wildcard validation/*.c) \
-           $(filter-out cli/main.c,$(wildcard cli/*.c))
+LIB_SRC := $(wildcard reference/*.c) $(wildcard optimized/*.c) $(wildcard convert/*.c) \
+           $(wildcard validation/*.c) $(wildcard fixtures/*.c) $(filter-out cli/main.c,$(wildcard cli/*.c))
 ifeq ($(AARCH64),1)
   LIB_SRC += $(wildcard optimized/neon/*.c)
 endif
@@ -94,7 +94,7 @@ TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 LIB := $(BUILD)/libkq.a
 KQ := $(BUILD)/kq
 
-.PHONY: all kq tests deps test test-host test-aarch64 validate clean check-long \
+.PHONY: all kq tests deps fuzz fuzz-build test test-host test-aarch64 validate clean check-long \
         kunpeng-cycles help
 .DEFAULT_GOAL := all
 
@@ -118,6 +118,16 @@ $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@
 	$(AR) rcs $@ $^
+
+# The version and git revision live in a generated header rewritten only when they change, so
+# `kq --version` is never stale and nothing else recompiles.
+.PHONY: FORCE
+$(BUILD)/kq_version.h: FORCE
+	@mkdir -p $(dir $@)
+	@printf '#define KQ_VERSION "%s"\n#define KQ_GIT_REV "%s"\n' '$(KQ_VERSION)' '$(GIT_REV)' > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv -f $@.tmp $@
+$(BUILD)/obj/cli/main.o: $(BUILD)/kq_version.h
+$(BUILD)/obj/cli/main.o: CPPFLAGS += -I$(BUILD)
 
 $(KQ): $(BUILD)/obj/cli/main.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -151,6 +161,24 @@ endif
 check-long: deps
 	$(MAKE) tests
 	KQ_LONG=1 sh tests/run_all.sh $(BUILD) $(if $(filter aarch64,$(NATIVE_ARCH)),native,host)
+
+# ---- fuzzing (libFuzzer, clang): one harness per parser in tests/fuzz/fuzz_NAME.c, corpus in
+# tests/fuzz/corpus/NAME/. `make fuzz FUZZ_SECONDS=600` runs each for that long; make test SANITIZE=1
+# runs each briefly.
+FUZZ_SECONDS ?= 60
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
+FUZZ_LIB_SRC := $(wildcard reference/*.c) optimized/dispatch.c $(wildcard convert/*.c)
+FUZZ_CFLAGS := -std=c11 -g -O1 -ffp-contract=off -fsanitize=fuzzer,address,undefined $(CPPFLAGS) \
+               -DKQ_HAVE_GSL=0 -DKQ_HAVE_CJSON=$(HAVE_CJSON)
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB_SRC) -lm -lpthread $(if $(filter 1,$(HAVE_CJSON)),-lcjson)
+fuzz-build: $(FUZZ_BIN)
+fuzz: deps fuzz-build
+	@for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p tests/fuzz/corpus/$$n; \
+	  echo "== $$n: $(FUZZ_SECONDS) s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 tests/fuzz/corpus/$$n || exit 1; done
 
 # ---- the main job -------------------------------------------------------------------------------
 validate: deps

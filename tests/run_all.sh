@@ -10,14 +10,14 @@ failed_list=""
 
 # run_one LABEL CMD...: runs a test program, adds up its closing line
 run_one() {
-    label=$1; shift
+    rl=$1; shift
     out=$("$@" 2>&1); rc=$?
     line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -n 1)
-    printf '%s\n' "$out" | grep -E '^(FAIL|SKIP)' | sed "s|^|  [$label] |"
+    printf '%s\n' "$out" | grep -E '^(FAIL|SKIP)' | sed "s|^|  [$rl] |"
     if [ -z "$line" ]; then
-        printf '%s\n' "$out" | tail -n 20 | sed "s|^|  [$label] |"
-        echo "  [$label] no closing line (exit $rc): counted as 1 failure"
-        total_f=$((total_f + 1)); failed_list="$failed_list $label"
+        printf '%s\n' "$out" | tail -n 20 | sed "s|^|  [$rl] |"
+        echo "  [$rl] no closing line (exit $rc): counted as 1 failure"
+        total_f=$((total_f + 1)); failed_list="$failed_list $rl"
         return
     fi
     p=$(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/')
@@ -25,17 +25,17 @@ run_one() {
     s=$(echo "$line" | sed -nE 's/.* ([0-9]+) skipped.*/\1/p'); s=${s:-0}
     if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi
     total_p=$((total_p + p)); total_f=$((total_f + f)); total_s=$((total_s + s))
-    [ "$f" != 0 ] && failed_list="$failed_list $label"
-    printf '%-44s %s\n' "$label" "$line"
+    [ "$f" != 0 ] && failed_list="$failed_list $rl"
+    printf '%-44s %s\n' "$rl" "$line"
 }
 
 run_build() {
-    dir=$1 label=$2; shift 2
-    for t in "$dir"/tests/test_*; do
+    bdir=$1 blabel=$2; shift 2
+    for t in "$bdir"/tests/test_*; do
         [ -x "$t" ] || continue
-        run_one "$label $(basename "$t")" "$@" "$t"
+        run_one "$blabel $(basename "$t")" "$@" "$t"
     done
-    run_one "$label cli_test.sh" env KQ_RUN="$*" sh tests/cli_test.sh "$dir/kq" "$label"
+    run_one "$blabel cli_test.sh" env KQ_RUN="$*" sh tests/cli_test.sh "$bdir/kq"
 }
 
 while [ $# -ge 2 ]; do
