@@ -10,6 +10,7 @@
  * sums of squares overflow, fp16 scales saturate to Inf) go through the same well-defined steps as in
  * ggml; nothing here converts an out-of-range float to an integer with a C cast. */
 #include "fp16.h"
+#include "kq_mca.h"
 #include "kq_ref.h"
 
 #include <math.h>
@@ -608,10 +609,12 @@ static int32_t kq_q3K_isum(const kq_block_q3_K *w, const kq_block_q8_K *a) {
 static void kq_q45K_sums(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh, const kq_block_q8_K *a,
                          int32_t *isum, int32_t *imin) {
     int32_t s = 0, m = 0;
+    KQ_UNROLL_FULL
     for (int j = 0; j < 8; ++j) {
         uint8_t sc, mn;
         kq_get_scale_min_k4(j, scales, &sc, &mn);
         int32_t dot = 0;
+        KQ_UNROLL_FULL
         for (int e = 32 * j; e < 32 * j + 32; ++e) {
             const int q = kq_q4_nibble(qs, e) | (qh ? kq_q5_high(qh, e) : 0);
             dot += q * kq_q8K_qs(a, e);
@@ -660,8 +663,11 @@ static float kq_q3K_block(const void *vw, const kq_block_q8_K *a) {
 static float kq_q4K_block(const void *vw, const kq_block_q8_K *a) {
     const kq_block_q4_K *w = vw;
     int32_t isum, imin;
+    KQ_MCA_REF_BEGIN("vec_dot_q4_K_q8_K:256"); /* llvm-mca figures of the reference (make kunpeng-cycles) */
     kq_q45K_sums(w->scales, w->qs, NULL, a, &isum, &imin);
-    return kq_kc_asym(kq_h2f(w->d), kq_h2f(w->dmin), a->d, isum, imin);
+    const float r = kq_kc_asym(kq_h2f(w->d), kq_h2f(w->dmin), a->d, isum, imin);
+    KQ_MCA_REF_END();
+    return r;
 }
 
 static float kq_q5K_block(const void *vw, const kq_block_q8_K *a) {

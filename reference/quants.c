@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "fp16.h"
+#include "kq_mca.h"
 #include "kq_ref.h"
 
 /* ---- codes ------------------------------------------------------------------------------------ */
@@ -59,6 +60,7 @@ static float kq_signed_absmax(const float *x) {
 
 static float kq_absmax(const float *x) {
     float amax = 0.0f;
+    KQ_UNROLL_FULL
     for (int j = 0; j < KQ_QK; j++) amax = fmaxf(amax, fabsf(x[j]));
     return amax;
 }
@@ -85,6 +87,7 @@ static void kq_pack_high_bits(const uint8_t u[KQ_QK], uint8_t qh[4]) {
 }
 
 static void kq_unpack_nibbles(const uint8_t qs[KQ_QK / 2], uint8_t u[KQ_QK]) {
+    KQ_UNROLL_FULL
     for (int j = 0; j < KQ_QK / 2; j++) {
         u[j] = qs[j] & 15;
         u[j + KQ_QK / 2] = qs[j] >> 4;
@@ -120,9 +123,12 @@ static float kq_quantize_asym_block(const float *x, int levels, uint8_t u[KQ_QK]
 
 /* q8 (q8_0, q8_1): d = amax / 127, code = roundf(x*id). Returns the float d. */
 static float kq_quantize_q8_block(const float *x, int8_t qs[KQ_QK]) {
+    KQ_MCA_REF_BEGIN("quantize_row_q8_0:32"); /* llvm-mca figures of the reference (make kunpeng-cycles) */
     const float d = kq_absmax(x) / 127.0f;
     const float id = kq_inverse(d);
+    KQ_UNROLL_FULL
     for (int j = 0; j < KQ_QK; j++) qs[j] = kq_round_q8(x[j] * id);
+    KQ_MCA_REF_END();
     return d;
 }
 
@@ -249,12 +255,14 @@ static inline float kq_contrib_asym(int32_t isum, float d_w, float d_a, float m_
 /* Exact integer dot of one block's weight codes (signed or unsigned, widened) with the activations. */
 static int32_t kq_isum(const int32_t w[KQ_QK], const int8_t a[KQ_QK]) {
     int32_t s = 0;
+    KQ_UNROLL_FULL
     for (int j = 0; j < KQ_QK; j++) s += w[j] * (int32_t)a[j];
     return s;
 }
 
 /* Weight codes as the contract wants them: u - offset (offset 0 for the unsigned asym codes). */
 static void kq_codes(const uint8_t u[KQ_QK], int offset, int32_t w[KQ_QK]) {
+    KQ_UNROLL_FULL
     for (int j = 0; j < KQ_QK; j++) w[j] = (int32_t)u[j] - offset;
 }
 
@@ -263,9 +271,12 @@ static float kq_block_q4_0_q8_0(const void *wb, const void *ab) {
     const kq_block_q8_0 *a = ab;
     uint8_t u[KQ_QK];
     int32_t c[KQ_QK];
+    KQ_MCA_REF_BEGIN("vec_dot_q4_0_q8_0:32");
     kq_unpack_nibbles(w->qs, u);
     kq_codes(u, 8, c);
-    return kq_contrib_sym(kq_isum(c, a->qs), kq_f16_to_f32(w->d), kq_f16_to_f32(a->d));
+    const float r = kq_contrib_sym(kq_isum(c, a->qs), kq_f16_to_f32(w->d), kq_f16_to_f32(a->d));
+    KQ_MCA_REF_END();
+    return r;
 }
 
 static float kq_block_q5_0_q8_0(const void *wb, const void *ab) {

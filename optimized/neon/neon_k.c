@@ -144,7 +144,9 @@ static void kq_quantize_row_q8_K_neon(const float *x, void *vy, int64_t n) {
         kq_k_maxmin(xb, &h, &l);
         const float iscale = -127.f / (h > -l ? h : l);
         const int plain = h != -l && isfinite(iscale);
-        if (plain) kq_k_q8K_scaled(xb, iscale, &y[i]);
+        /* unconditional, so the region has one exit (a branch here made gcc duplicate the END
+         * marker); the rare special blocks are then rewritten from scratch */
+        kq_k_q8K_scaled(xb, iscale, &y[i]);
         KQ_MCA_END();
         if (!plain) kq_k_q8K_special(xb, &y[i]);
     }

@@ -45,6 +45,14 @@ static inline float32x4_t kq_h4(const void *p, size_t stride) {
     return vcvt_f32_f16(vreinterpret_f16_u64(vcreate_u64(v)));
 }
 
+/* The fp16 pairs (d, m) or (d, s) of blocks 0 and 2 (or 1 and 3) of a group at p: one 32-bit load
+ * each, widened to [d0, m0, d2, m2]. */
+static inline float32x4_t kq_pairs(const void *p, size_t stride) {
+    const uint8_t *c = p;
+    const uint64_t v = (uint64_t)kq_u32(c) | (uint64_t)kq_u32(c + 2 * stride) << 32;
+    return vcvt_f32_f16(vreinterpret_f16_u64(vcreate_u64(v)));
+}
+
 static inline float kq_h1(const void *p) {
     return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u64(vcreate_u64(kq_u16(p)))), 0);
 }
@@ -77,10 +85,11 @@ static inline int32x4_t kq_sum4(int32x4_t s0, int32x4_t s1, int32x4_t s2, int32x
     return vpaddq_s32(vpaddq_s32(s0, s1), vpaddq_s32(s2, s3));
 }
 
-/* Four activation blocks: codes (lo/hi 16 of each block), d and, for q8_1, s. */
+/* Four activation blocks: codes (lo/hi 16 of each block), d (q8_0) or the (d, s) pairs of blocks
+ * 0, 2 and 1, 3 (q8_1). */
 typedef struct {
     int8x16_t q[8];
-    float32x4_t d, s;
+    float32x4_t d, ds02, ds13;
 } kq_agrp;
 
 static inline void kq_load_q8_0x4(const kq_block_q8_0 *a, kq_agrp *g) {
@@ -96,8 +105,8 @@ static inline void kq_load_q8_1x4(const kq_block_q8_1 *a, kq_agrp *g) {
         g->q[2 * i] = vld1q_s8(a[i].qs);
         g->q[2 * i + 1] = vld1q_s8(a[i].qs + 16);
     }
-    g->d = kq_h4(&a->d, sizeof(*a));
-    g->s = kq_h4(&a->s, sizeof(*a));
+    g->ds02 = kq_pairs(&a[0].d, sizeof(*a));
+    g->ds13 = kq_pairs(&a[1].d, sizeof(*a));
 }
 
 static inline kq_k kq_consts(void) {
@@ -144,26 +153,31 @@ static inline int32x4_t kq_blk_q4_1(const kq_block_q4_1 *w, int8x16_t a0, int8x1
     return kq_sdot2(k, vreinterpretq_s8_u8(lo), a0, vreinterpretq_s8_u8(hi), a1);
 }
 
-/* isum of u - 16. With qh inverted, a lane's sign bit says "5th bit clear"; SSHR #7 spreads it
- * to 0xFF, and nibble | 0xF0 is the int8 nibble - 16. */
+/* isum of u - 16. With qh inverted (in a general register: a 32-bit mvn), a lane's sign bit says
+ * "5th bit clear"; SSHR #3 copies it over the top nibble, and 0xF0 | nibble is the int8 nibble - 16.
+ * SRI keeps the mask's top nibble and brings in the nibble from qs >> 4 or (qs << 4) >> 4. */
 static inline int32x4_t kq_blk_q5_0(const kq_block_q5_0 *w, int8x16_t a0, int8x16_t a1, kq_k *k) {
+    uint32_t inv = ~kq_u32(w->qh);
+    __asm__("" : "+r"(inv)); /* keep the inversion in the integer pipes */
     uint8x16_t slo, shi;
-    kq_qh_sign(~kq_u32(w->qh), k, &slo, &shi);
+    kq_qh_sign(inv, k, &slo, &shi);
     const uint8x16_t b = vld1q_u8(w->qs);
-    const uint8x16_t mlo = vreinterpretq_u8_s8(vshrq_n_s8(vreinterpretq_s8_u8(slo), 7));
-    const uint8x16_t mhi = vreinterpretq_u8_s8(vshrq_n_s8(vreinterpretq_s8_u8(shi), 7));
-    const uint8x16_t hi = vsriq_n_u8(mhi, b, 4); /* top of mask | qs >> 4 */
-    const uint8x16_t lo = vsliq_n_u8(kq_reload(w->qs), mlo, 4); /* mask << 4 | qs & 0x0F */
+    const uint8x16_t mlo = vreinterpretq_u8_s8(vshrq_n_s8(vreinterpretq_s8_u8(slo), 3));
+    const uint8x16_t mhi = vreinterpretq_u8_s8(vshrq_n_s8(vreinterpretq_s8_u8(shi), 3));
+    const uint8x16_t hi = vsriq_n_u8(mhi, b, 4);
+    const uint8x16_t lo = vsriq_n_u8(mlo, vshlq_n_u8(b, 4), 4);
     return kq_sdot2(k, vreinterpretq_s8_u8(lo), a0, vreinterpretq_s8_u8(hi), a1);
 }
 
-/* isum of u = nibble | bit << 4. */
+/* isum of u = bit << 4 | nibble: USHR #3 puts the bit at 4 with zeros above, SRI adds the nibble. */
 static inline int32x4_t kq_blk_q5_1(const kq_block_q5_1 *w, int8x16_t a0, int8x16_t a1, kq_k *k) {
+    uint32_t qh = kq_u32(w->qh);
+    __asm__("" : "+r"(qh)); /* DUP from a general register (one micro-op), not load + lane DUP */
     uint8x16_t slo, shi;
-    kq_qh_sign(kq_u32(w->qh), k, &slo, &shi);
+    kq_qh_sign(qh, k, &slo, &shi);
     const uint8x16_t b = vld1q_u8(w->qs);
-    const uint8x16_t hi = vsriq_n_u8(vshrq_n_u8(shi, 3), b, 4); /* bit at 4 | qs >> 4 */
-    const uint8x16_t lo = vsliq_n_u8(kq_reload(w->qs), vshrq_n_u8(slo, 7), 4); /* bit << 4 | qs & 0x0F */
+    const uint8x16_t hi = vsriq_n_u8(vshrq_n_u8(shi, 3), b, 4);
+    const uint8x16_t lo = vsriq_n_u8(vshrq_n_u8(slo, 3), vshlq_n_u8(b, 4), 4);
     return kq_sdot2(k, vreinterpretq_s8_u8(lo), a0, vreinterpretq_s8_u8(hi), a1);
 }
 
@@ -178,8 +192,12 @@ static inline float32x4_t kq_c_sym(int32x4_t isum, float32x4_t dw, float32x4_t d
     return vmulq_f32(vcvtq_f32_s32(isum), vmulq_f32(dw, da));
 }
 
-static inline float32x4_t kq_c_asym(int32x4_t isum, float32x4_t dw, float32x4_t mw, const kq_agrp *g) {
-    return vaddq_f32(vmulq_f32(vcvtq_f32_s32(isum), vmulq_f32(dw, g->d)), vmulq_f32(mw, g->s));
+/* One multiply gives d_w * d_a and m_w * s_a of two blocks; TRN1/TRN2 (one micro-op each) sort
+ * them into the four d_w * d_a and the four m_w * s_a. */
+static inline float32x4_t kq_c_asym(int32x4_t isum, const void *wdm, size_t stride, const kq_agrp *g) {
+    const float32x4_t p02 = vmulq_f32(kq_pairs(wdm, stride), g->ds02);
+    const float32x4_t p13 = vmulq_f32(kq_pairs((const uint8_t *)wdm + stride, stride), g->ds13);
+    return vaddq_f32(vmulq_f32(vcvtq_f32_s32(isum), vtrn1q_f32(p02, p13)), vtrn2q_f32(p02, p13));
 }
 
 #define KQ_SUM4(fmt, w, g, k)                                                                    \
@@ -200,11 +218,11 @@ static inline float32x4_t kq_grp_q8_0(const kq_block_q8_0 *w, const kq_agrp *g, 
 }
 
 static inline float32x4_t kq_grp_q4_1(const kq_block_q4_1 *w, const kq_agrp *g, kq_k *k) {
-    return kq_c_asym(KQ_SUM4(q4_1, w, g, k), kq_h4(&w->d, sizeof(*w)), kq_h4(&w->m, sizeof(*w)), g);
+    return kq_c_asym(KQ_SUM4(q4_1, w, g, k), &w->d, sizeof(*w), g);
 }
 
 static inline float32x4_t kq_grp_q5_1(const kq_block_q5_1 *w, const kq_agrp *g, kq_k *k) {
-    return kq_c_asym(KQ_SUM4(q5_1, w, g, k), kq_h4(&w->d, sizeof(*w)), kq_h4(&w->m, sizeof(*w)), g);
+    return kq_c_asym(KQ_SUM4(q5_1, w, g, k), &w->d, sizeof(*w), g);
 }
 
 /* ---- one block at a time (the < 4 blocks after the last group) --------------------------------- */
