@@ -38,6 +38,9 @@ run_build() {
     run_one "$blabel cli_test.sh" env KQ_RUN="$*" sh tests/cli_test.sh "$bdir/kq"
 }
 
+# the llvm-mca regions of the shipped kernels (compiler output, not a run: once per test run)
+run_one "kunpeng-cycles regions" sh tests/mca_test.sh
+
 while [ $# -ge 2 ]; do
     dir=$1 mode=$2; shift 2
     case $mode in
