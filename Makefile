@@ -95,7 +95,7 @@ LIB := $(BUILD)/libkq.a
 KQ := $(BUILD)/kq
 
 .PHONY: all kq tests deps fuzz fuzz-build test test-host test-aarch64 validate clean check-long \
-        kunpeng-cycles help
+        kunpeng-cycles fixtures help
 .DEFAULT_GOAL := all
 
 all: $(KQ)
@@ -190,6 +190,9 @@ endif
 
 kunpeng-cycles: deps
 	sh validation/kunpeng_cycles.sh build/kunpeng-cycles
+
+fixtures: deps all
+	$(KQ) fixtures
 
 clean:
 	rm -rf build

@@ -12,6 +12,7 @@ static void kq_usage(FILE *f) {
             "  types             list the types, their block geometry and native kernels\n"
             "  quantize-raw      f32 rows -> raw blocks of a type\n"
             "  dequantize-raw    raw blocks -> f32 rows\n"
+            "  fixtures          write the tiny llama-family test checkpoints (fixtures/generated)\n"
             "  check bitexact    optimized kernels vs the reference, bit for bit\n"
             "  check tolerance   quantize->dequantize error vs f32 on GSL-generated rows\n"
             "  --version         version, build and CPU features\n",
@@ -69,6 +70,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "quantize-raw")) return kq_cmd_quantize_raw(argc - 1, argv + 1);
     if (!strcmp(cmd, "dequantize-raw")) return kq_cmd_dequantize_raw(argc - 1, argv + 1);
     if (!strcmp(cmd, "check")) return kq_check(argc - 1, argv + 1);
+    if (!strcmp(cmd, "fixtures")) return kq_cmd_fixtures(argc - 1, argv + 1);
     kq_cli_error(cmd, "unknown command (see kq --help)");
     return 2;
 }
