@@ -14,7 +14,7 @@
 
 #define PK_MAX_STACK (1u << 20)
 #define PK_MAX_MEMO (1u << 20)
-#define PK_MAX_VALUES (1u << 24)
+#define PK_MAX_VALUES (1u << 21) /* ~160 bytes each; a 70B state_dict needs ~15 per tensor */
 
 typedef enum { V_NONE, V_BOOL, V_INT, V_FLOAT, V_STR, V_TUPLE, V_LIST, V_DICT, V_GLOBAL, V_STORAGE, V_TENSOR } vkind;
 

@@ -186,7 +186,10 @@ static int resolve(const uint8_t *b, size_t len, const char *file, const zentry 
             numel *= (uint64_t)pt->shape[d]; /* bounded by the pickle reader */
         }
         const uint64_t el = kq_dtype_size(pt->dtype);
-        const uint64_t off = (uint64_t)pt->storage_offset * el, nb = numel * el;
+        if (!el) return z_fail(err, errlen, file, "tensor %s: storage type %s has no element size", pt->name, pt->dtype_name);
+        /* storage_offset may be near INT64_MAX (the pickle only bounds it by its own numel claim). */
+        const uint64_t off = (uint64_t)pt->storage_offset <= e->usize / el ? (uint64_t)pt->storage_offset * el : UINT64_MAX;
+        const uint64_t nb = numel * el;
         if (numel && (off > e->usize || nb > e->usize - off))
             return z_fail(err, errlen, file, "tensor %s: %llu bytes at storage offset %llu exceed storage record of %llu bytes",
                           pt->name, (unsigned long long)nb, (unsigned long long)off, (unsigned long long)e->usize);

@@ -483,6 +483,65 @@ static void test_hostile_pickle(void) {
     pkl_rejects(underflow, sizeof underflow, "underflow", "SETITEM on an empty stack");
 }
 
+/* Files written by real PyTorch 1.13 torch.save (kept as fuzz seeds): a module's state_dict with an
+ * I64 buffer, a tied weight (shared storage), a view at storage offset 3, F16 and BF16; a
+ * Parameter (torch._utils._rebuild_parameter); and the legacy format. Values typed in from torch.load. */
+static const kq_src_tensor *list_find(const kq_src_list *l, const char *name) {
+    for (size_t i = 0; i < l->n; i++)
+        if (!strcmp(l->t[i].name, name)) return &l->t[i];
+    return NULL;
+}
+
+static int rows_equal(const kq_src_tensor *t, const float *want, int64_t n) {
+    float got[16];
+    char err[256];
+    if (!t || n > 16 || kq_src_rows(t) * kq_src_row_len(t) != n) return 0;
+    if (kq_src_read_rows_f32(t, 0, kq_src_rows(t), got, err, sizeof err)) return 0;
+    return !memcmp(got, want, (size_t)n * sizeof *got);
+}
+
+static void test_real_torch_files(void) {
+    const char *dir = "tests/fuzz/corpus/fuzz_pickle/";
+    char path[256];
+    snprintf(path, sizeof path, "%storch113_state_dict.bin", dir);
+    size_t len = 0;
+    uint8_t *b = kq_test_read_file(path, &len);
+    if (!b) {
+        KQ_SKIP("real torch.save files: %s not found (run from the repo root)", path);
+        return;
+    }
+    kq_src_list l = {0};
+    char err[512] = "";
+    int rc = kq_torchzip_parse(b, len, path, &l, err, sizeof err);
+    KQ_CHECK(rc == 0 && l.n == 7, "real torch.save state_dict: %s", err);
+    const kq_src_tensor *w = list_find(&l, "lin.weight"), *tied = list_find(&l, "tied"), *ids = list_find(&l, "ids");
+    KQ_CHECK(rows_equal(w, (const float[]){1, 2, 3, 4, 5, 6}, 6) && w->ndim == 2 && w->shape[0] == 2, "lin.weight");
+    KQ_CHECK(rows_equal(tied, (const float[]){1, 2, 3, 4, 5, 6}, 6) && w && tied->data == w->data, "tied shares lin.weight's bytes");
+    KQ_CHECK(rows_equal(list_find(&l, "lin.bias"), (const float[]){0.5f, -0.25f}, 2), "lin.bias");
+    KQ_CHECK(rows_equal(list_find(&l, "view"), (const float[]){1.5f, 2.5f, 3.5f, -1, -2, -3}, 6), "view at storage offset 3");
+    KQ_CHECK(rows_equal(list_find(&l, "h"), (const float[]){1, 2, 3, -1}, 4) && list_find(&l, "h")->dtype == KQ_DT_F16, "F16 h");
+    KQ_CHECK(rows_equal(list_find(&l, "b"), (const float[]){1.875f, -2, 0.5f, 3}, 4) && list_find(&l, "b")->dtype == KQ_DT_BF16, "BF16 b");
+    int64_t idv[3] = {0, 0, 0};
+    if (ids && ids->nbytes == sizeof idv) memcpy(idv, ids->data, sizeof idv);
+    KQ_CHECK(ids && ids->dtype == KQ_DT_I64 && idv[0] == 7 && idv[1] == 8 && idv[2] == 9, "I64 ids");
+    kq_src_list_free(&l);
+    free(b);
+
+    snprintf(path, sizeof path, "%storch113_parameter.bin", dir);
+    b = kq_test_read_file(path, &len);
+    rc = b ? kq_torchzip_parse(b, len, path, &l, err, sizeof err) : -1;
+    KQ_CHECK(rc == 0 && l.n == 1 && rows_equal(list_find(&l, "p"), (const float[]){1, 2, 3, 4}, 4), "Parameter in a dict: %s", err);
+    kq_src_list_free(&l);
+    free(b);
+
+    snprintf(path, sizeof path, "%storch113_legacy.bin", dir);
+    b = kq_test_read_file(path, &len);
+    rc = b ? kq_torchzip_parse(b, len, path, &l, err, sizeof err) : 0;
+    KQ_CHECK(rc != 0 && err_ok(err, "torch113_legacy.bin", "legacy (pre-1.6) torch.save format not supported"), "legacy: %s", err);
+    kq_src_list_free(&l);
+    free(b);
+}
+
 /* Without kq_ckpt_open: a written torch zip parsed from memory gives back every tensor's bytes. */
 static void test_zip_memory(void) {
     char err[512] = "";
@@ -621,6 +680,7 @@ int main(void) {
     test_golden_pickle();
     test_hostile_pickle();
     test_zip_memory();
+    test_real_torch_files();
 #if KQ_HAVE_CJSON
     test_round_trips();
     test_hostile_safetensors();

@@ -1,12 +1,15 @@
 /* NEON q4_0..q8_1 quantize/dequantize and f32/f16 rows and dots: bit-identical to the reference.
  * Compares kq_traits(KQ_IMPL_NEON_PLAIN, t) with kq_ref_traits(t) on many inputs (normal, heavy
  * tails, zeros, constants, +-FLT_MAX, 1e30, 1e-30, denormals, exact rounding ties) and row lengths
- * with tails; f16 conversions on all 65536 halfs and on NaN/Inf floats. Skips off aarch64. */
+ * with tails; q8_0/q8_1 also on rows mixing blocks whose maxima sit on the boundaries of their fast
+ * path; f16 conversions on all 65536 halfs and on NaN/Inf floats. Skips off aarch64. */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "fp16.h"
 #include "kq_dispatch.h"
@@ -160,6 +163,113 @@ static void test_golden(kq_type type) {
     free(in), free(gold);
 }
 
+/* ---- q8_0 / q8_1: the fast path's boundaries --------------------------------------------------- */
+
+/* The NEON q8 kernels take groups of four blocks through a fast path (every half d of the group
+ * non-zero: d > 2^-25, no saturation) and the other groups block by block; they read up to four
+ * groups ahead (clamped to the row) and q8_1 stores a group's s one group late. So: rows of 1..48
+ * blocks whose maxima sit on and beside every boundary, mixed inside the groups. */
+static const float kq_q8_edge_amax[] = {
+    0.0f,                       /* all-zero block: d = 0 */
+    1e-40f,                     /* subnormal amax */
+    0x1.fcp-120f,               /* 127 * 2^-126 (0x1.fcp-120 = 127 * 2^-126): d = FLT_MIN */
+    0x1.fbfffep-120f,           /* just below: d subnormal */
+    0x1.fcp-19f,                /* 127 * 2^-25: d = 2^-25, half(d) ties to 0 (slow) */
+    0x1.fc0002p-19f,            /* just above: half(d) = 2^-24 (fast) */
+    0x1.fbfffep-19f,            /* just below: half(d) = 0 */
+    0x1.fcp-18f,                /* d = 2^-24: the smallest half */
+    0x1.fcp-8f,                 /* d = 2^-14: the smallest normal half */
+    127.0f * 65504.0f,          /* the largest finite half d */
+    127.0f * 65520.0f,          /* half(d) rounds to Inf */
+    FLT_MAX,
+    127.0f,                     /* d = 1: x = k + 0.5 are exact roundf ties */
+    0x1.fcp+3f,                 /* 127 * 2^-3, ties again with d = 2^-3 */
+    3.0f,
+};
+#define KQ_Q8_NEDGE (sizeof(kq_q8_edge_amax) / sizeof(kq_q8_edge_amax[0]))
+
+/* One block with maximum |x| = amax (at a random position and sign); when d is a power of two the
+ * other elements are mostly exact ties k + 0.5 in units of d. */
+static void kq_q8_edge_block(float *x, float amax) {
+    const float d = amax / 127.0f;
+    const int pos = (int)(kq_rand32() % 32);
+    for (int j = 0; j < 32; j++) {
+        float v;
+        if (kq_rand32() % 3 == 0 && d > 0.0f)
+            v = ((float)((int)(kq_rand32() % 254) - 127) + 0.5f) * d; /* |v| <= 126.5 d <= amax */
+        else
+            v = amax * (2.0f * kq_uniform() - 1.0f);
+        x[j] = j == pos ? ((kq_rand32() & 1) ? amax : -amax) : v;
+    }
+    if (amax == 0.0f)
+        for (int j = 0; j < 32; j++) x[j] = (kq_rand32() & 1) ? -0.0f : 0.0f;
+}
+
+/* Input that ends at a page boundary followed by an inaccessible page: a read past the row faults. */
+static float *kq_guarded_floats(size_t n, void **map, size_t *map_len) {
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE), bytes = n * sizeof(float);
+    const size_t data = (bytes + page - 1) / page * page;
+    *map_len = data + page;
+    char *m = mmap(NULL, *map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return NULL;
+    if (mprotect(m + data, page, PROT_NONE) != 0) {
+        munmap(m, *map_len);
+        return NULL;
+    }
+    *map = m;
+    return (float *)(void *)(m + data - bytes);
+}
+
+static void test_q8_edges(kq_type type) {
+    const kq_type_traits *ref = kq_ref_traits(type), *neon = kq_traits(KQ_IMPL_NEON_PLAIN, type);
+    enum { MAXB = 48, GUARD = 64 };
+    void *map = NULL;
+    size_t map_len = 0;
+    float *xbuf = kq_guarded_floats(MAXB * 32, &map, &map_len);
+    uint8_t *yr = malloc(kq_row_size(type, MAXB * 32) + GUARD), *yn = malloc(kq_row_size(type, MAXB * 32) + GUARD);
+    if (!xbuf) {
+        KQ_SKIP("%s edges: no guarded mapping", ref->name);
+        free(yr), free(yn);
+        return;
+    }
+    int bad = 0, bad_guard = 0, runs = 0;
+    for (int rep = 0; rep < 400; rep++) {
+        const int nb = rep < 48 ? rep + 1 : 1 + (int)(kq_rand32() % MAXB);
+        const int64_t n = 32 * (int64_t)nb;
+        float *x = xbuf + (MAXB - nb) * 32; /* the row ends at the guard page */
+        /* per block: an edge maximum (often), else a normal block; whole groups slow or fast too */
+        for (int b = 0; b < nb; b++) {
+            const uint32_t r = kq_rand32() % 8;
+            float amax;
+            if (rep % 5 == 4)
+                amax = kq_q8_edge_amax[(b / 4 + rep) % KQ_Q8_NEDGE]; /* the same kind for a whole group */
+            else if (r < 3)
+                amax = kq_q8_edge_amax[kq_rand32() % KQ_Q8_NEDGE];
+            else
+                amax = 0.01f + 10.0f * kq_uniform();
+            kq_q8_edge_block(x + 32 * b, amax);
+        }
+        const size_t bytes = kq_row_size(type, n);
+        memset(yr, 0xa5, bytes + GUARD);
+        memset(yn, 0xa5, bytes + GUARD);
+        ref->quantize_row(x, yr, n);
+        neon->quantize_row(x, yn, n);
+        runs++;
+        if (memcmp(yr, yn, bytes) != 0 && bad++ < 3) {
+            size_t k = 0;
+            while (yr[k] == yn[k]) k++;
+            printf("  %s edges, %d blocks: first differing byte %zu (block %zu): ref %02x neon %02x\n", ref->name, nb, k,
+                   k / ref->block_bytes, yr[k], yn[k]);
+        }
+        for (size_t k = bytes; k < bytes + GUARD; k++) bad_guard += yn[k] != 0xa5;
+    }
+    KQ_CHECK(bad == 0, "%s: NEON quantize differs from the reference on %d of %d rows with edge maxima", ref->name, bad,
+             runs);
+    KQ_CHECK(bad_guard == 0, "%s: NEON quantize wrote %d bytes past the row", ref->name, bad_guard);
+    munmap(map, map_len);
+    free(yr), free(yn);
+}
+
 /* ---- floats ------------------------------------------------------------------------------------ */
 
 static void test_f16_all_halfs(void) {
@@ -265,6 +375,8 @@ int main(void) {
         test_q32_type(kq_q32_types[t]);
         test_golden(kq_q32_types[t]);
     }
+    test_q8_edges(KQ_TYPE_Q8_0);
+    test_q8_edges(KQ_TYPE_Q8_1);
     test_f16_all_halfs();
     test_f16_quantize();
     test_f32_rows();

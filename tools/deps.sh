@@ -17,8 +17,10 @@ command -v make >/dev/null 2>&1 || need make
 command -v gnuplot >/dev/null 2>&1 || need gnuplot-nox
 command -v clang >/dev/null 2>&1 || need clang
 command -v llvm-mca >/dev/null 2>&1 || need llvm
-# libFuzzer and the sanitizer runtimes, which Debian's clang only recommends
+# libFuzzer and the sanitizer runtimes, which Debian's clang only recommends; sentencepiece's own
+# tools check the tokenizer.model files kq writes
 if command -v apt-get >/dev/null 2>&1; then
+    command -v spm_encode >/dev/null 2>&1 || need sentencepiece
     ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a >/dev/null 2>&1 || need libclang-rt-14-dev
 fi
 if [ "$arch" != aarch64 ]; then
