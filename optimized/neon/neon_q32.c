@@ -6,12 +6,14 @@
  * negatives to 0, saturating) then a clamp, and d rounded to half by FCVTN (round to nearest even,
  * as kq_f32_to_f16 for finite values). No fused multiply-add anywhere (-ffp-contract=off).
  *
- * quantize_row_q8_0/q8_1 quantize the activations of every matmul, so they are the hot path: four
- * blocks at a time, with the four scales computed in one float32x4 (one FDIV for d, one for 1/d,
- * one FCVTN) and the codes narrowed by TBL. That fast path needs every scale d of the four blocks
- * to be a normal float: then |x * id| <= 127.0001 and the non-saturating narrow is exact. Blocks
- * with a tiny or zero maximum (d subnormal or 0) take the per-block path, which saturates exactly
- * as the reference does. */
+ * quantize_row_q8_0/q8_1 quantize the activations of every matmul, so they are the hot path, tuned
+ * for the tsv110 pipes (llvm-mca's model): groups of four blocks, their four scales in one float32x4
+ * (one FDIV for d, one for 1/d, one FCVTN), software-pipelined so that no divide is waited for, the
+ * work kept off the two FSU pipes that bound the loop wherever the integer and load/store pipes can
+ * do it, and the codes narrowed by TRN1 + TBL. That fast path needs every scale d of the four blocks
+ * to be a normal float: then |x * id| <= 127.0001 and the non-saturating narrow is exact. Groups
+ * with a tiny or zero maximum (half d = 0) take the per-block path, which saturates exactly as the
+ * reference does. */
 #include <arm_neon.h>
 #include <float.h>
 #include <math.h>
@@ -54,21 +56,6 @@ static inline float32x4_t kq_absmax_parts(const float32x4_t v[8]) {
     return vmaxq_f32(vmaxq_f32(a0, a1), vmaxq_f32(a2, a3));
 }
 
-/* The low byte of 16 int32 lanes: UZP1 twice (low halves, then low bytes). Not TBL of a register
- * tuple: gcc 12 builds the tuple on the stack in this loop. */
-static inline int8x16_t kq_low_bytes(int32x4_t a, int32x4_t b, int32x4_t c, int32x4_t d) {
-    const int16x8_t ab = vuzp1q_s16(vreinterpretq_s16_s32(a), vreinterpretq_s16_s32(b));
-    const int16x8_t cd = vuzp1q_s16(vreinterpretq_s16_s32(c), vreinterpretq_s16_s32(d));
-    return vuzp1q_s8(vreinterpretq_s8_s16(ab), vreinterpretq_s8_s16(cd));
-}
-
-/* 16 codes: roundf(x[j] * id) for lane `lane` of id4 (the fast path: no saturation needed) */
-#define KQ_Q8_CODES16(x, id4, lane)                                                            \
-    kq_low_bytes(vcvtaq_s32_f32(vmulq_laneq_f32(vld1q_f32(x), (id4), (lane))),                      \
-                 vcvtaq_s32_f32(vmulq_laneq_f32(vld1q_f32((x) + 4), (id4), (lane))),                \
-                 vcvtaq_s32_f32(vmulq_laneq_f32(vld1q_f32((x) + 8), (id4), (lane))),                \
-                 vcvtaq_s32_f32(vmulq_laneq_f32(vld1q_f32((x) + 12), (id4), (lane))))
-
 /* Saturating int32 -> int8 of 16 lanes (the reference's clamp to [-128, 127]). */
 static inline int8x16_t kq_narrow_sat(int32x4_t a, int32x4_t b, int32x4_t c, int32x4_t d) {
     const int16x8_t lo = vqmovn_high_s32(vqmovn_s32(a), b);
@@ -92,147 +79,233 @@ static float kq_q8_block(const float *x, int8_t *qs) {
     return d;
 }
 
-/* Register pressure: 32 vectors of x would not stay in registers across the division, so the
- * second pass reloads them from L1 (load slots are idle here) rather than spilling; the empty asm
- * keeps the compiler from merging the two loads. */
-#define KQ_RELOAD_BARRIER() __asm__ volatile("" ::: "memory")
-
-/* The 32 codes of block `lane` of a 4-block group */
-#define KQ_Q8_CODES(x, id4, lane, out)                                                         \
-    do {                                                                                            \
-        (out)[0] = KQ_Q8_CODES16((x), (id4), (lane));                                        \
-        (out)[1] = KQ_Q8_CODES16((x) + 16, (id4), (lane));                                   \
-    } while (0)
-
-#define KQ_Q8_0_STORE(xb, yb, id, b, h)                                                        \
-    do {                                                                                            \
-        int8x16_t c_[2];                                                                            \
-        KQ_Q8_CODES((xb) + 32 * (b), (id), (b), c_);                                         \
-        kq_store_half(&(yb)[b].d, (uint16_t)((h) >> (16 * (b))));                                   \
-        vst1q_s8((yb)[b].qs, c_[0]);                                                                \
-        vst1q_s8((yb)[b].qs + 16, c_[1]);                                                           \
-    } while (0)
-
-/* amax of four consecutive blocks, one per lane */
-static inline float32x4_t kq_absmax4(const float *x) {
-    float32x4_t m[4];
-    for (int b = 0; b < 4; b++) {
-        float32x4_t v[8];
-        kq_load32(x + 32 * b, v);
-        m[b] = kq_absmax_parts(v);
-    }
-    return vpmaxq_f32(vpmaxq_f32(m[0], m[1]), vpmaxq_f32(m[2], m[3]));
-}
-
-/* Smallest amax whose d = amax/127 is a normal float (127 * 2^-126 is exact). */
-#define KQ_Q8_FAST_MIN (127.0f * FLT_MIN)
-
-/* Codes and scales of the 4-block group at xb whose maxima are amax; d and id come from the
- * caller, which computes them one group ahead so the divisions overlap the previous group. */
-static inline __attribute__((always_inline)) void kq_q8_0_group(const float *xb, kq_block_q8_0 *yb, float32x4_t amax, float32x4_t d,
-                                 float32x4_t id) {
-    if (vminvq_f32(amax) < KQ_Q8_FAST_MIN) {
-        for (int b = 0; b < 4; b++) yb[b].d = kq_f32_to_f16(kq_q8_block(xb + 32 * b, yb[b].qs));
-        return;
-    }
-    const uint64_t h = vget_lane_u64(vreinterpret_u64_f16(vcvt_f16_f32(d)), 0);
-    /* block by block: each block's 8 vectors are loaded, scaled, converted, narrowed and stored */
-    KQ_Q8_0_STORE(xb, yb, id, 0, h);
-    KQ_Q8_0_STORE(xb, yb, id, 1, h);
-    KQ_Q8_0_STORE(xb, yb, id, 2, h);
-    KQ_Q8_0_STORE(xb, yb, id, 3, h);
-}
-
-static void kq_quantize_row_q8_0_neon(const float *x, void *y, int64_t n) {
-    kq_block_q8_0 *out = y;
-    const int64_t nb = n / KQ_QK, ng = nb / 4;
-    const float32x4_t one = vdupq_n_f32(1.0f), k127 = vdupq_n_f32(127.0f);
-    if (ng > 0) {
-        float32x4_t amax = kq_absmax4(x);
-        float32x4_t d = vdivq_f32(amax, k127);
-        float32x4_t id = vdivq_f32(one, d);
-        for (int64_t g = 0; g + 1 < ng; g++) {
-            KQ_MCA_BEGIN("quantize_row_q8_0:128");
-            const float *xb = x + g * 4 * KQ_QK;
-            /* the next group's scales first: their divisions overlap this group's codes */
-            const float32x4_t amax_next = kq_absmax4(xb + 4 * KQ_QK);
-            const float32x4_t d_next = vdivq_f32(amax_next, k127);
-            const float32x4_t id_next = vdivq_f32(one, d_next);
-            KQ_RELOAD_BARRIER();
-            kq_q8_0_group(xb, out + 4 * g, amax, d, id);
-            amax = amax_next, d = d_next, id = id_next;
-            KQ_MCA_END();
-        }
-        kq_q8_0_group(x + (ng - 1) * 4 * KQ_QK, out + 4 * (ng - 1), amax, d, id);
-    }
-    for (int64_t i = 4 * ng; i < nb; i++) out[i].d = kq_f32_to_f16(kq_q8_block(x + i * KQ_QK, out[i].qs));
-}
-
-/* sum of the 32 codes of one block, as 8 int16 partial sums */
-static inline int16x8_t kq_code_sums(const int8x16_t c[2]) {
-    return vpadalq_s8(vpaddlq_s8(c[0]), c[1]);
-}
+static void kq_q8_0_block(const float *x, kq_block_q8_0 *yb) { yb->d = kq_f32_to_f16(kq_q8_block(x, yb->qs)); }
 
 /* q8_1: s = half((float)sum(qs) * d), with the float d. */
 static void kq_q8_1_block(const float *x, kq_block_q8_1 *yb) {
     const float d = kq_q8_block(x, yb->qs);
-    const int8x16_t c[2] = {vld1q_s8(yb->qs), vld1q_s8(yb->qs + 16)};
-    const int32_t sum = vaddlvq_s16(kq_code_sums(c));
+    const int8x16_t c0 = vld1q_s8(yb->qs), c1 = vld1q_s8(yb->qs + 16);
+    const int32_t sum = vaddlvq_s16(vpadalq_s8(vpaddlq_s8(c0), c1));
     yb->d = kq_f32_to_f16(d);
     yb->s = kq_f32_to_f16((float)sum * d);
 }
 
-static inline __attribute__((always_inline)) void kq_q8_1_group(const float *xb, kq_block_q8_1 *yb, float32x4_t amax,
-                                                                float32x4_t d, float32x4_t id) {
-    if (vminvq_f32(amax) < KQ_Q8_FAST_MIN) {
-        for (int b = 0; b < 4; b++) kq_q8_1_block(xb + 32 * b, &yb[b]);
-        return;
-    }
-    int8x16_t c[4][2];
-    KQ_Q8_CODES(xb, id, 0, c[0]);
-    KQ_Q8_CODES(xb + 32, id, 1, c[1]);
-    KQ_Q8_CODES(xb + 64, id, 2, c[2]);
-    KQ_Q8_CODES(xb + 96, id, 3, c[3]);
-    /* the four blocks' code sums (|sum| <= 4064 fits int16) in lanes 0..3 */
-    const int16x8_t s01 = vpaddq_s16(kq_code_sums(c[0]), kq_code_sums(c[1]));
-    const int16x8_t s23 = vpaddq_s16(kq_code_sums(c[2]), kq_code_sums(c[3]));
-    const int16x8_t s4 = vpaddq_s16(s01, s23);
-    const int16x8_t s2 = vpaddq_s16(s4, s4);
-    const float32x4_t sd = vmulq_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(s2))), d);
-    const uint64_t hd = vget_lane_u64(vreinterpret_u64_f16(vcvt_f16_f32(d)), 0);
-    const uint64_t hs = vget_lane_u64(vreinterpret_u64_f16(vcvt_f16_f32(sd)), 0);
+/* A group of four blocks with a tiny or zero scale: block by block, saturating. */
+static __attribute__((noinline, cold)) void kq_q8_group_slow(int q8_1, const float *x, void *y) {
     for (int b = 0; b < 4; b++) {
-        kq_store_half(&yb[b].d, (uint16_t)(hd >> (16 * b)));
-        kq_store_half(&yb[b].s, (uint16_t)(hs >> (16 * b)));
-        vst1q_s8(yb[b].qs, c[b][0]);
-        vst1q_s8(yb[b].qs + 16, c[b][1]);
+        if (q8_1)
+            kq_q8_1_block(x + 32 * b, (kq_block_q8_1 *)y + b);
+        else
+            kq_q8_0_block(x + 32 * b, (kq_block_q8_0 *)y + b);
     }
 }
 
-/* as q8_0: the scales of the next group are computed ahead, overlapping this group's codes */
-static void kq_quantize_row_q8_1_neon(const float *x, void *y, int64_t n) {
-    kq_block_q8_1 *out = y;
+/* Narrowing int32 codes to bytes: on tsv110 TRN1 is one micro-op where UZP1/XTN take two. TRN1 of
+ * the halfwords, then of the bytes, keeps the low byte of every lane but interleaves the four
+ * registers: codes 0..15 end up in the order below, which one single-register TBL undoes. */
+static const uint8_t kq_q8_trn_order[16] = {0, 4, 8, 12, 2, 6, 10, 14, 1, 5, 9, 13, 3, 7, 11, 15};
+
+static inline int8x16_t kq_trn_bytes(int32x4_t a, int32x4_t b, int32x4_t c, int32x4_t d, uint8x16_t order) {
+    const int16x8_t ab = vtrn1q_s16(vreinterpretq_s16_s32(a), vreinterpretq_s16_s32(b));
+    const int16x8_t cd = vtrn1q_s16(vreinterpretq_s16_s32(c), vreinterpretq_s16_s32(d));
+    return vqtbl1q_s8(vtrn1q_s8(vreinterpretq_s8_s16(ab), vreinterpretq_s8_s16(cd)), order);
+}
+
+/* 16 codes roundf(x[j] * id) by FCVTAS (ties away), id = lane `lane` of id4; no saturation: the
+ * fast path only runs with |x * id| <= 127.0001 (lane must be a constant, hence macros) */
+#define KQ_Q8_CVT(x, id4, lane) vcvtaq_s32_f32(vmulq_laneq_f32(vld1q_f32(x), (id4), (lane)))
+#define KQ_Q8_CODES16(x, id4, lane, order)                                                         \
+    kq_trn_bytes(KQ_Q8_CVT((x), id4, lane), KQ_Q8_CVT((x) + 4, id4, lane),                         \
+                 KQ_Q8_CVT((x) + 8, id4, lane), KQ_Q8_CVT((x) + 12, id4, lane), order)
+
+static inline float32x4_t kq_absmax_block(const float *x) {
+    float32x4_t v[8];
+    kq_load32(x, v);
+    return kq_absmax_parts(v);
+}
+
+static inline uint32_t kq_max_u32(uint32_t a, uint32_t b) { return a > b ? a : b; }
+
+/* The four block maxima from their partial maxima m[b], on the integer side: this loop is bound by
+ * the two FSU pipes and the integer pipes are idle. The partial maxima are non-negative floats
+ * (never NaN: quantizers take finite rows), ordered as their bits. The asm statements keep the
+ * round trip through memory (no FSU micro-op, unlike UMOV/INS). */
+static inline float32x4_t kq_lane_max4(const float32x4_t m[4]) {
+    uint32_t w[16], a[4];
+    for (int b = 0; b < 4; b++) vst1q_u32(w + 4 * b, vreinterpretq_u32_f32(m[b]));
+    __asm__ volatile("" : "+m"(w));
+    for (int b = 0; b < 4; b++)
+        a[b] = kq_max_u32(kq_max_u32(w[4 * b], w[4 * b + 1]), kq_max_u32(w[4 * b + 2], w[4 * b + 3]));
+    __asm__ volatile("" : "+m"(a));
+    return vreinterpretq_f32_u32(vld1q_u32(a));
+}
+
+static inline float32x4_t kq_absmax4(const float *x) {
+    const float32x4_t m[4] = {kq_absmax_block(x), kq_absmax_block(x + 32), kq_absmax_block(x + 64),
+                              kq_absmax_block(x + 96)};
+    return kq_lane_max4(m);
+}
+
+/* half(v) of four floats (FCVTN: as kq_f32_to_f16), to the integer side through memory */
+static inline uint64_t kq_half4_bits(float32x4_t v) {
+    uint16_t hb[4];
+    uint64_t h;
+    vst1_u16(hb, vreinterpret_u16_f16(vcvt_f16_f32(v)));
+    __asm__ volatile("" : "+m"(hb));
+    memcpy(&h, hb, 8);
+    return h;
+}
+
+/* The fast path needs every d of the group to be a normal float, so that |x * id| <= 127.0001
+ * and the codes need no saturation; a non-zero half d (d > 2^-25) guarantees it. d >= 0, so each
+ * half is at most 0x7c00, and adding 0x7fff sets its bit 15 exactly when it is not zero. */
+static inline int kq_q8_any_zero_half(uint64_t h) {
+    return (~(h + 0x7fff7fff7fff7fffull) & 0x8000800080008000ull) != 0;
+}
+
+/* The scales of one group: id = 1/d and d in float, and the four halves of d. */
+typedef struct {
+    float32x4_t id, d;
+    uint64_t h;
+} kq_q8_scales;
+
+typedef struct {
+    uint8x16_t order;
+    float32x4_t one, k127;
+} kq_q8_consts;
+
+static inline kq_q8_scales kq_q8_scales_of(float32x4_t d, kq_q8_consts k) {
+    const kq_q8_scales s = {vdivq_f32(k.one, d), d, kq_half4_bits(d)};
+    return s;
+}
+
+/* Block b of a fast group: 32 codes, d (and for q8_1 the int16 partial sums of the codes). */
+#define KQ_Q8_FAST_BLOCK(q8_1, xq, yq, s, b, order, sums)                                            \
+    do {                                                                                            \
+        const int8x16_t c0_ = KQ_Q8_CODES16((xq) + 32 * (b), (s).id, b, order);                     \
+        const int8x16_t c1_ = KQ_Q8_CODES16((xq) + 32 * (b) + 16, (s).id, b, order);                \
+        const uint16_t h_ = (uint16_t)((s).h >> (16 * (b)));                                        \
+        if (q8_1) {                                                                                 \
+            kq_block_q8_1 *y_ = (kq_block_q8_1 *)(yq) + (b);                                        \
+            (sums)[b] = vpadalq_s8(vpaddlq_s8(c0_), c1_);                                           \
+            kq_store_half(&y_->d, h_);                                                              \
+            vst1q_s8(y_->qs, c0_);                                                                  \
+            vst1q_s8(y_->qs + 16, c1_);                                                             \
+        } else {                                                                                    \
+            kq_block_q8_0 *y_ = (kq_block_q8_0 *)(yq) + (b);                                        \
+            kq_store_half(&y_->d, h_);                                                              \
+            vst1q_s8(y_->qs, c0_);                                                                  \
+            vst1q_s8(y_->qs + 16, c1_);                                                             \
+        }                                                                                           \
+    } while (0)
+
+/* q8_1's s = half((float)sum * d) of a group is stored one stage late: the sums are ready at the end
+ * of their stage and the conversion chain after them is long; in the next stage it does not hold up
+ * retirement. The group's d waits in memory (a third d live across stages would cost a register
+ * copy), the sums in a register; the first stage stores into a scratch group. */
+typedef struct {
+    int16x8_t sums; /* the group's code sums, block b in lanes 2b and 2b+1 */
+    kq_block_q8_1 *y;
+} kq_q8_1_tail;
+
+static inline void kq_q8_1_store_s(kq_q8_1_tail t, float td[4]) {
+    __asm__ volatile("" : "+m"(*(float(*)[4])td));
+    /* |sum| <= 32 * 127 fits int16 */
+    const uint64_t hs = kq_half4_bits(vmulq_f32(vcvtq_f32_s32(vpaddlq_s16(t.sums)), vld1q_f32(td)));
+    for (int b = 0; b < 4; b++) kq_store_half(&t.y[b].s, (uint16_t)(hs >> (16 * b)));
+}
+
+/* The code sums of a slow group, from its stored codes (the deferred s then equals the slow one) */
+static __attribute__((noinline, cold)) int16x8_t kq_q8_1_group_sums(const kq_block_q8_1 *y) {
+    int16x8_t s[4];
+    for (int b = 0; b < 4; b++) s[b] = vpadalq_s8(vpaddlq_s8(vld1q_s8(y[b].qs)), vld1q_s8(y[b].qs + 16));
+    return vpaddq_s16(vpaddq_s16(s[0], s[1]), vpaddq_s16(s[2], s[3]));
+}
+
+/* One stage of the pipeline below: the codes of the group at xq with its scales sq, interleaved
+ * block by block with the maxima of the group at xa (into *amax, which held the maxima that give
+ * *d_out); the scales of the next group from d_in; for q8_1 the s of the group before. */
+static inline __attribute__((always_inline)) void kq_q8_stage(const int q8_1, const float *xq, void *yq, const float *xa,
+                                                              kq_q8_scales sq, float32x4_t d_in, float32x4_t *amax,
+                                                              float32x4_t *d_out, kq_q8_scales *s_out,
+                                                              kq_q8_1_tail *tail, float td[4], kq_q8_consts k) {
+    *s_out = kq_q8_scales_of(d_in, k);
+    *d_out = vdivq_f32(*amax, k.k127);
+    float32x4_t m[4];
+    int16x8_t sums[4];
+    if (__builtin_expect(kq_q8_any_zero_half(sq.h), 0)) {
+        if (q8_1) kq_q8_1_store_s(*tail, td);
+        kq_q8_group_slow(q8_1, xq, yq);
+        if (q8_1) tail->sums = kq_q8_1_group_sums(yq);
+        for (int b = 0; b < 4; b++) m[b] = kq_absmax_block(xa + 32 * b);
+    } else {
+        m[0] = kq_absmax_block(xa);
+        KQ_Q8_FAST_BLOCK(q8_1, xq, yq, sq, 0, k.order, sums);
+        if (q8_1) kq_q8_1_store_s(*tail, td);
+        m[1] = kq_absmax_block(xa + 32);
+        KQ_Q8_FAST_BLOCK(q8_1, xq, yq, sq, 1, k.order, sums);
+        m[2] = kq_absmax_block(xa + 64);
+        KQ_Q8_FAST_BLOCK(q8_1, xq, yq, sq, 2, k.order, sums);
+        m[3] = kq_absmax_block(xa + 96);
+        KQ_Q8_FAST_BLOCK(q8_1, xq, yq, sq, 3, k.order, sums);
+        if (q8_1) tail->sums = vpaddq_s16(vpaddq_s16(sums[0], sums[1]), vpaddq_s16(sums[2], sums[3]));
+    }
+    if (q8_1) {
+        vst1q_f32(td, sq.d);
+        tail->y = yq;
+    }
+    *amax = kq_lane_max4(m);
+}
+
+/* Software pipeline over groups of four blocks. tsv110 retires in order from a 128-entry ROB,
+ * about half a group's instructions, so a divide must find its operand long computed or it holds
+ * up retirement: the stage of group g computes the maxima of group g+4, d of group g+2 (from the
+ * maxima computed two stages before), id and half d of group g+1 (from the d of the stage before),
+ * and the codes of group g. Two stages per iteration with even/odd variables, so that no register
+ * is copied. Near the end of the row the look-ahead reads the last group again (unused). */
+static inline __attribute__((always_inline)) void kq_q8_row(const int q8_1, const float *x, void *y, int64_t n) {
+    const size_t bsz = q8_1 ? sizeof(kq_block_q8_1) : sizeof(kq_block_q8_0);
+    char *out = y;
     const int64_t nb = n / KQ_QK, ng = nb / 4;
-    const float32x4_t one = vdupq_n_f32(1.0f), k127 = vdupq_n_f32(127.0f);
+    kq_q8_consts k = {vld1q_u8(kq_q8_trn_order), vdupq_n_f32(1.0f), vdupq_n_f32(127.0f)};
+    /* opaque to the compiler: under register pressure it reloads them (a load) rather than
+     * rebuilding them with FMOV/MOVI (an FSU micro-op) */
+    __asm__("" : "+w"(k.order), "+w"(k.one), "+w"(k.k127));
     if (ng > 0) {
-        float32x4_t amax = kq_absmax4(x);
-        float32x4_t d = vdivq_f32(amax, k127);
-        float32x4_t id = vdivq_f32(one, d);
-        for (int64_t g = 0; g + 1 < ng; g++) {
-            KQ_MCA_BEGIN("quantize_row_q8_1:128");
-            const float *xb = x + g * 4 * KQ_QK;
-            const float32x4_t amax_next = kq_absmax4(xb + 4 * KQ_QK);
-            const float32x4_t d_next = vdivq_f32(amax_next, k127);
-            const float32x4_t id_next = vdivq_f32(one, d_next);
-            KQ_RELOAD_BARRIER();
-            kq_q8_1_group(xb, out + 4 * g, amax, d, id);
-            amax = amax_next, d = d_next, id = id_next;
+        const float *xl = x + (ng - 1) * 4 * KQ_QK;
+#define KQ_GROUP_X(g) ((g) < ng ? x + (g) * 4 * KQ_QK : xl)
+        kq_q8_scales s_e = kq_q8_scales_of(vdivq_f32(kq_absmax4(x), k.k127), k), s_o;
+        float32x4_t d_e, d_o = vdivq_f32(kq_absmax4(KQ_GROUP_X(1)), k.k127);
+        float32x4_t amax_e = kq_absmax4(KQ_GROUP_X(2)), amax_o = kq_absmax4(KQ_GROUP_X(3));
+        kq_block_q8_1 scratch[4];
+        float td[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        kq_q8_1_tail tail = {vdupq_n_s16(0), scratch};
+        int64_t g = 0;
+        for (; g + 1 < ng; g += 2) {
+            if (q8_1)
+                KQ_MCA_BEGIN("quantize_row_q8_1:256");
+            else
+                KQ_MCA_BEGIN("quantize_row_q8_0:256");
+            const float *xg = x + g * 4 * KQ_QK;
+            kq_q8_stage(q8_1, xg, out + 4 * g * bsz, KQ_GROUP_X(g + 4), s_e, d_o, &amax_e, &d_e, &s_o, &tail, td, k);
+            kq_q8_stage(q8_1, xg + 4 * KQ_QK, out + (4 * g + 4) * bsz, KQ_GROUP_X(g + 5), s_o, d_e, &amax_o, &d_o, &s_e,
+                        &tail, td, k);
             KQ_MCA_END();
         }
-        kq_q8_1_group(x + (ng - 1) * 4 * KQ_QK, out + 4 * (ng - 1), amax, d, id);
+        if (g < ng) kq_q8_stage(q8_1, xl, out + 4 * g * bsz, xl, s_e, d_o, &amax_e, &d_e, &s_o, &tail, td, k);
+        if (q8_1) kq_q8_1_store_s(tail, td);
+#undef KQ_GROUP_X
     }
-    for (int64_t i = 4 * ng; i < nb; i++) kq_q8_1_block(x + i * KQ_QK, &out[i]);
+    for (int64_t i = 4 * ng; i < nb; i++) {
+        if (q8_1)
+            kq_q8_1_block(x + i * KQ_QK, (kq_block_q8_1 *)(void *)(out + i * bsz));
+        else
+            kq_q8_0_block(x + i * KQ_QK, (kq_block_q8_0 *)(void *)(out + i * bsz));
+    }
 }
+
+static void kq_quantize_row_q8_0_neon(const float *x, void *y, int64_t n) { kq_q8_row(0, x, y, n); }
+static void kq_quantize_row_q8_1_neon(const float *x, void *y, int64_t n) { kq_q8_row(1, x, y, n); }
 
 /* ---- q4_0 / q5_0 / q4_1 / q5_1 quantize ------------------------------------------------------- */
 
