@@ -169,7 +169,8 @@ FUZZ_SECONDS ?= 60
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 FUZZ_LIB_SRC := $(wildcard reference/*.c) optimized/dispatch.c $(wildcard convert/*.c)
-FUZZ_CFLAGS := -std=c11 -g -O1 -ffp-contract=off -fsanitize=fuzzer,address,undefined $(CPPFLAGS) \
+FUZZ_CFLAGS := -std=c11 -g -O1 -ffp-contract=off -fsanitize=fuzzer,address,undefined \
+               $(filter-out -DKQ_HAVE_GSL=% -DKQ_HAVE_CJSON=%,$(CPPFLAGS)) \
                -DKQ_HAVE_GSL=0 -DKQ_HAVE_CJSON=$(HAVE_CJSON)
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
 	@mkdir -p $(dir $@)

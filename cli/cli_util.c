@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "kq_cli.h"
@@ -43,6 +44,20 @@ static void kq_on_signal(int sig) {
     raise(sig);
 }
 
+static void kq_install_handlers(void) {
+    signal(SIGINT, kq_on_signal);
+    signal(SIGTERM, kq_on_signal);
+    signal(SIGHUP, kq_on_signal);
+}
+
+void kq_cli_cleanup_on_signal(const char *tmp_path) {
+    kq_tmp_active = 0;
+    if (!tmp_path) return;
+    snprintf(kq_tmp_path, sizeof(kq_tmp_path), "%s", tmp_path);
+    kq_tmp_active = 1;
+    kq_install_handlers();
+}
+
 int kq_out_open(kq_out_file *o, const char *cmd, const char *path) {
     memset(o, 0, sizeof(*o));
     if (strlen(path) + 16 >= sizeof(o->tmp)) {
@@ -63,11 +78,11 @@ int kq_out_open(kq_out_file *o, const char *cmd, const char *path) {
         unlink(o->tmp);
         return -1;
     }
-    snprintf(kq_tmp_path, sizeof(kq_tmp_path), "%s", o->tmp);
-    kq_tmp_active = 1;
-    signal(SIGINT, kq_on_signal);
-    signal(SIGTERM, kq_on_signal);
-    signal(SIGHUP, kq_on_signal);
+    /* mkstemp makes the file 0600; give the output the mode the umask allows, as creat() would */
+    const mode_t mask = umask(0);
+    umask(mask);
+    if (fchmod(fd, 0666 & ~mask) != 0) { /* not fatal: the output is still written */ }
+    kq_cli_cleanup_on_signal(o->tmp);
     return 0;
 }
 

@@ -88,6 +88,7 @@ int kq_convert_parse(const char *cmd, int argc, char **argv, kq_convert_args *a)
 /* Fills the options shared by convert and quantize; prints its own errors. */
 int kq_convert_opts_from(const char *cmd, const kq_convert_args *a, kq_convert_opts *o) {
     kq_convert_opts_init(o);
+    o->on_tmp_file = kq_cli_cleanup_on_signal; /* Ctrl-C leaves no half-written GGUF behind */
     if (a->type && a->mix) {
         kq_cli_error(cmd, "give either -t TYPE or --mix NAME, not both");
         return -1;

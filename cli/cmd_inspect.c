@@ -6,7 +6,6 @@
 #include "gguf.h"
 #include "kq_cli.h"
 
-int kq_cmd_inspect(int argc, char **argv); /* also declared in kq_cli.h */
 
 #define KQ_INSPECT_HEAD 8        /* array elements shown */
 #define KQ_INSPECT_TEXT_STR 160  /* string bytes shown in text mode */
@@ -170,6 +169,24 @@ static void kq_text_kv(FILE *f, const kq_gguf *g, int64_t i) {
     fputc('\n', f);
 }
 
+/* The converter records each tensor that could not take the requested type as "NAME:WANTED:ACTUAL"
+ * in the string array kq.fallbacks. Returns the WANTED type of tensor `name` into buf, or 0. */
+static int kq_fallback_of(const kq_gguf *g, const char *name, char *buf, size_t cap) {
+    const int64_t k = kq_gguf_find_key(g, "kq.fallbacks");
+    if (k < 0 || kq_gguf_kv_type(g, k) != KQ_GGUF_ARR || kq_gguf_arr_type(g, k) != KQ_GGUF_STR) return 0;
+    const size_t nl = strlen(name);
+    for (uint64_t j = 0; j < kq_gguf_arr_count(g, k); j++) {
+        kq_gguf_value v;
+        if (kq_gguf_arr_elem(g, k, j, &v) || v.type != KQ_GGUF_STR) continue;
+        if (v.len <= nl + 1 || memcmp(v.s, name, nl) != 0 || v.s[nl] != ':') continue;
+        const char *w = v.s + nl + 1, *end = memchr(w, ':', v.len - nl - 1);
+        const size_t wl = end ? (size_t)(end - w) : v.len - nl - 1;
+        snprintf(buf, cap, "%.*s", (int)wl, w);
+        return 1;
+    }
+    return 0;
+}
+
 static void kq_shape(char *buf, size_t cap, const kq_gguf_tensor *t) {
     size_t k = (size_t)snprintf(buf, cap, "[");
     const int nd = t->n_dims ? t->n_dims : 1;
@@ -184,14 +201,20 @@ static void kq_text(FILE *f, const kq_gguf *g, const kq_totals *s) {
     fprintf(f, "metadata: %lld keys\n", (long long)kq_gguf_n_kv(g));
     for (int64_t i = 0; i < kq_gguf_n_kv(g); i++) kq_text_kv(f, g, i);
     fprintf(f, "tensors: %lld\n", (long long)kq_gguf_n_tensors(g));
+    int nfb = 0;
     fprintf(f, "  %-40s %-24s %-12s %14s %14s\n", "name", "shape (ne)", "type", "bytes", "offset");
     for (int64_t i = 0; i < kq_gguf_n_tensors(g); i++) {
         const kq_gguf_tensor *t = kq_gguf_tensor_at(g, i);
         char shape[128];
         kq_shape(shape, sizeof(shape), t);
-        fprintf(f, "  %-40s %-24s %-12s %14llu %14llu\n", t->name, shape, kq_tname(t->type),
-                (unsigned long long)t->size, (unsigned long long)t->offset);
+        char wanted[64];
+        const int fb = kq_fallback_of(g, t->name, wanted, sizeof(wanted));
+        fprintf(f, "  %-40s %-24s %-12s %14llu %14llu%s%s%s\n", t->name, shape, kq_tname(t->type),
+                (unsigned long long)t->size, (unsigned long long)t->offset, fb ? "  (fallback: " : "",
+                fb ? wanted : "", fb ? " cannot hold these rows)" : "");
+        nfb += fb;
     }
+    if (nfb) fprintf(f, "fallbacks: %d tensors could not take the requested type (row length not a multiple of its block)\n", nfb);
     fprintf(f, "file size: %llu bytes\n", (unsigned long long)kq_gguf_file_size(g));
     fprintf(f, "parameters: %lld\n", (long long)s->params);
     fprintf(f, "tensor data: %llu bytes, %.4f bits per weight\n", (unsigned long long)s->bytes, kq_bpw(s->bytes, s->params));
@@ -247,9 +270,14 @@ static void kq_json(FILE *f, const kq_gguf *g, const kq_totals *s) {
         fputs(", \"shape\": [", f);
         const int nd = t->n_dims ? t->n_dims : 1;
         for (int d = 0; d < nd; d++) fprintf(f, d ? ", %lld" : "%lld", (long long)t->ne[d]);
-        fprintf(f, "], \"type\": \"%s\", \"type_id\": %u, \"bytes\": %llu, \"offset\": %llu}%s\n", kq_tname(t->type),
-                (unsigned)t->type, (unsigned long long)t->size, (unsigned long long)t->offset,
-                i + 1 < kq_gguf_n_tensors(g) ? "," : "");
+        fprintf(f, "], \"type\": \"%s\", \"type_id\": %u, \"bytes\": %llu, \"offset\": %llu", kq_tname(t->type),
+                (unsigned)t->type, (unsigned long long)t->size, (unsigned long long)t->offset);
+        char wanted[64];
+        if (kq_fallback_of(g, t->name, wanted, sizeof(wanted))) {
+            fputs(", \"fallback_from\": ", f);
+            kq_json_bytes(f, wanted, strlen(wanted));
+        }
+        fprintf(f, "}%s\n", i + 1 < kq_gguf_n_tensors(g) ? "," : "");
     }
     fprintf(f, "  ],\n  \"parameters\": %lld,\n  \"tensor_bytes\": %llu,\n  \"bits_per_weight\": %.6f,\n",
             (long long)s->params, (unsigned long long)s->bytes, kq_bpw(s->bytes, s->params));

@@ -14,6 +14,7 @@ int kq_cmd_types(int argc, char **argv);
 int kq_cmd_fixtures(int argc, char **argv);
 int kq_cmd_convert(int argc, char **argv);
 int kq_cmd_quantize(int argc, char **argv);
+int kq_cmd_inspect(int argc, char **argv);
 /* validation/: argv[0] is the check's name */
 int kq_check_bitexact_main(int argc, char **argv);
 int kq_check_tolerance_main(int argc, char **argv);
@@ -44,6 +45,9 @@ typedef struct {
 void kq_progress_init(kq_progress *p, const char *what, int64_t total, int forced);
 void kq_progress_update(kq_progress *p, int64_t done);
 void kq_progress_done(kq_progress *p);
+
+/* Registers a temp file (another writer's) to remove if a signal ends the process; NULL clears. */
+void kq_cli_cleanup_on_signal(const char *tmp_path);
 
 /* Writes s as a JSON string literal (quoted, escaped). */
 void kq_json_string(FILE *f, const char *s);

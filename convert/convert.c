@@ -313,6 +313,7 @@ int kq_conv_run(kq_gguf_writer *w, const kq_conv_tensor *t, size_t n, kq_rows_fn
         goto done;
     }
     if (kq_gguf_write_begin(w, out_path, err, errlen)) goto done;
+    if (o->on_tmp_file) o->on_tmp_file(kq_gguf_writer_tmp_path(w));
     const int nth = kq_threads(o);
     int64_t done_w = 0;
     for (size_t i = 0; i < n; i++) {
@@ -343,6 +344,7 @@ int kq_conv_run(kq_gguf_writer *w, const kq_conv_tensor *t, size_t n, kq_rows_fn
 abort:
     kq_gguf_write_abort(w);
 done:
+    if (o->on_tmp_file) o->on_tmp_file(NULL);
     free(f32);
     free(scratch);
     free(q);

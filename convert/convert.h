@@ -81,6 +81,9 @@ typedef struct {
     kq_impl impl;              /* quantizer table (kq_impl_best() by default) */
     kq_progress_fn progress;   /* called with weights done / total, or NULL */
     void *progress_ud;
+    /* told the output's temp file once it exists and NULL when it is gone (renamed or removed),
+     * so the CLI can remove it if a signal ends the process; NULL: not told */
+    void (*on_tmp_file)(const char *tmp_path);
 } kq_convert_opts;
 
 void kq_convert_opts_init(kq_convert_opts *o);

@@ -92,10 +92,31 @@ printf 'keep' >"$tmp/keep"
 kq quantize-raw -t q4_0 --row 48 "$tmp/ones.f32" "$tmp/keep" 2>/dev/null
 if [ "$(cat "$tmp/keep")" = keep ] && [ "$(ls "$tmp" | grep -c kqtmp)" = 0 ]; then ok; else bad "a failed run touched the existing output or left a temp file"; fi
 
+# --- GGUF: inspect a file written by other tools, and one kq converts ---
+s260=$shared/models/stories260K
+if [ -f "$s260/stories260K.gguf" ]; then
+    if kq inspect "$s260/stories260K.gguf" >"$tmp/insp.txt" && grep -q 'tensors: 48' "$tmp/insp.txt" &&
+        grep -q 'blk.4.ffn_down.weight' "$tmp/insp.txt"; then ok; else bad "kq inspect stories260K.gguf"; fi
+    if kq inspect --json "$s260/stories260K.gguf" | grep -q '"parameters": 292800'; then ok; else bad "kq inspect --json stories260K.gguf"; fi
+else
+    skipped "stories260K: $s260/stories260K.gguf not found"
+fi
+if [ -f "$s260/stories260K.bin" ] && [ -f "$s260/tok512.bin" ]; then
+    if kq convert "$s260/stories260K.bin" --vocab "$s260/tok512.bin" -t q4_0 -o "$tmp/s.gguf" 2>"$tmp/conv.err"; then
+        # ffn_down rows are 172 wide: q4_0 cannot hold them, f16 takes them, and inspect says so
+        if kq inspect "$tmp/s.gguf" | grep -q 'ffn_down.weight.*f16.*fallback: q4_0'; then ok; else bad "inspect does not show the f16 fallback of ffn_down"; fi
+    else
+        bad "kq convert stories260K.bin -t q4_0: $(cat "$tmp/conv.err")"
+    fi
+else
+    skipped "stories260K: $s260/stories260K.bin or tok512.bin not found"
+fi
+expect_err "inspect a non-GGUF file" 2 "$tmp/o15" inspect "$tmp/ones.f32"
+
 # --- round trip and --help on every command ---
 if kq quantize-raw -t i4_g128_asym --row 128 "$tmp/ones.f32" "$tmp/i4.bin" && kq dequantize-raw -t i4_g128_asym --row 128 "$tmp/i4.bin" "$tmp/i4.f32" && cmp -s "$tmp/i4.f32" "$tmp/ones.f32"; then ok; else bad "i4_g128_asym round trip of constant 1.0 is not exact"; fi
 if kq quantize-raw -t i2_row_asym --scale max --row 64 "$tmp/ones.f32" "$tmp/i2.bin"; then ok; else bad "--scale max on an INT-N type"; fi
-for c in types quantize-raw dequantize-raw "check bitexact" "check tolerance" check; do
+for c in types quantize-raw dequantize-raw "check bitexact" "check tolerance" check inspect convert quantize fixtures; do
     # shellcheck disable=SC2086
     if kq $c --help 2>&1 | grep -qiE 'usage|not in this build'; then ok; else bad "kq $c --help prints no usage"; fi
 done
