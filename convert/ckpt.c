@@ -111,6 +111,15 @@ int kq_src_read_rows_f32(const kq_src_tensor *t, int64_t row0, int64_t nrows, fl
     return 0;
 }
 
+void kq_src_release(const kq_src_tensor *t) {
+    if (!t || !t->nbytes) return;
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    /* Whole pages inside the tensor only: a neighbour's bytes on a shared page stay mapped. */
+    uintptr_t a = ((uintptr_t)t->data + page - 1) & ~(page - 1);
+    uintptr_t b = ((uintptr_t)t->data + t->nbytes) & ~(page - 1);
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
 /* ---- files ------------------------------------------------------------------------------------- */
 
 static int has_suffix(const char *s, const char *suf) {

@@ -48,6 +48,10 @@ int64_t kq_src_row_len(const kq_src_tensor *t); /* last dim (1 for scalars) */
 int kq_src_read_rows_f32(const kq_src_tensor *t, int64_t row0, int64_t nrows, float *out, char *err,
                          size_t errlen);
 
+/* Drops the tensor's pages from this process's resident set (they are re-read from the file if
+ * touched again): call after converting a tensor so RssFile stays near one tensor, not the model. */
+void kq_src_release(const kq_src_tensor *t);
+
 size_t kq_dtype_size(kq_dtype dt);      /* bytes per element; 0 for KQ_DT_OTHER */
 const char *kq_dtype_str(kq_dtype dt);  /* safetensors spelling: "F32", "BF16", "BOOL"... */
 

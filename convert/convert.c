@@ -337,6 +337,7 @@ int kq_conv_run(kq_gguf_writer *w, const kq_conv_tensor *t, size_t n, kq_rows_fn
             done_w += (r1 - r0) * ne0;
             if (o->progress) o->progress(o->progress_ud, done_w, total);
         }
+        if (rows(ctx, &t[i], rows_total, 0, NULL, NULL, err, errlen)) goto abort; /* tensor done */
     }
     if (kq_gguf_write_finish(w, err, errlen)) goto abort;
     rc = 0;
@@ -390,6 +391,11 @@ static int kq_hf_rows(void *ctx, const kq_conv_tensor *t, int64_t row0, int64_t 
     (void)ctx;
     const int64_t ne0 = t->ne[0];
     const kq_src_tensor *s = t->src, *d = t->delta;
+    if (nrows == 0) { /* the tensor is written: its pages are not needed again */
+        kq_src_release(s);
+        if (d) kq_src_release(d);
+        return 0;
+    }
     if (t->xform == KQ_XF_NONE) {
         int64_t have = t->src_rows - row0;
         if (have > nrows) have = nrows;
@@ -676,6 +682,7 @@ static int kq_gguf_rows(void *ctx, const kq_conv_tensor *t, int64_t row0, int64_
                         char *err, size_t errlen) {
     (void)ctx;
     (void)scratch;
+    if (nrows == 0) return 0;
     (void)err;
     (void)errlen;
     const kq_gguf_tensor *g = t->src;

@@ -107,7 +107,9 @@ typedef struct {
 } kq_conv_tensor;
 
 /* Fills out[0..nrows) * ne[0] floats with GGUF rows [row0, row0+nrows) of t. Thread-safe.
- * scratch holds nrows * ne[0] floats. */
+ * scratch holds nrows * ne[0] floats. Called once more with nrows == 0 (out, scratch NULL) when the
+ * tensor is written: the source may drop its mapped pages then, so a conversion's resident memory
+ * stays at one tensor's worth instead of growing with the model. */
 typedef int (*kq_rows_fn)(void *ctx, const kq_conv_tensor *t, int64_t row0, int64_t nrows, float *out,
                           float *scratch, char *err, size_t errlen);
 

@@ -40,8 +40,9 @@ void kq_pkl_result_free(kq_pkl_result *r);
 /* Storage class name for a dtype ("FloatStorage"), NULL for KQ_DT_OTHER. */
 const char *kq_pkl_storage_name(kq_dtype dt);
 
-/* Writes the protocol-2 pickle torch.save produces for an OrderedDict of these tensors (including the
- * empty _metadata attribute state_dict() carries). *out is malloc'd. 0 on success. */
+/* Writes the protocol-2 pickle torch.save produces for an OrderedDict of these tensors, with the
+ * _metadata attribute state_dict() carries ({'': {'version': 1}}): byte-identical to PyTorch 1.13's
+ * data.pkl for the same state_dict. *out is malloc'd. 0 on success. */
 int kq_pickle_write_state_dict(const kq_pkl_tensor *t, size_t n, uint8_t **out, size_t *outlen);
 
 #endif

@@ -157,6 +157,9 @@ static void check_model(const kq_ckpt *c, const char *what) {
                      "%s: known f16 values widened wrongly", what);
         }
         free(got);
+        /* Released pages come back from the file when touched again. */
+        kq_src_release(t);
+        KQ_CHECK(!t->nbytes || !memcmp(t->data, g_data[i], t->nbytes), "%s: %s bytes after kq_src_release", what, t->name);
     }
     for (size_t i = 0; i < kq_ckpt_count(c); i++) KQ_CHECK(kq_ckpt_at(c, i) != NULL, "kq_ckpt_at(%zu)", i);
     KQ_CHECK(kq_ckpt_at(c, NT) == NULL && kq_ckpt_find(c, "nope") == NULL, "%s: lookups past the end", what);
