@@ -39,7 +39,7 @@ endif
 WARN := -Wall -Wextra -Werror
 # -ffp-contract=off: no fused multiply-add behind our back (DESIGN.md: rounding is the specification).
 OPT := -O2 -ffp-contract=off -fno-fast-math -fno-strict-aliasing
-CPPFLAGS := -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Ireference -Ioptimized -Ioptimized/neon -Iconvert \
+CPPFLAGS := -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Ireference -Ioptimized -Ioptimized/neon -Iconvert -Iengine \
             -Ivalidation -Ifixtures -Icli -Itests
 CFLAGS_BASE := -std=c11 $(WARN) $(OPT) -g -MMD -MP
 LDLIBS := -lm -lpthread
@@ -80,7 +80,7 @@ endif
 KQ_VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 GIT_REV := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 
-LIB_SRC := $(wildcard reference/*.c) $(wildcard optimized/*.c) $(wildcard convert/*.c) \
+LIB_SRC := $(wildcard reference/*.c) $(wildcard optimized/*.c) $(wildcard convert/*.c) $(wildcard engine/*.c) \
            $(wildcard validation/*.c) $(wildcard fixtures/*.c) $(filter-out cli/main.c,$(wildcard cli/*.c))
 ifeq ($(AARCH64),1)
   LIB_SRC += $(wildcard optimized/neon/*.c)
@@ -155,7 +155,12 @@ else
 test: deps
 	$(MAKE) ARCH=host tests
 	$(MAKE) ARCH=aarch64 SANITIZE=0 tests
-	sh tests/run_all.sh build/host$(if $(filter 1,$(SANITIZE)),-sanitize) host build/aarch64 qemu
+ifeq ($(SANITIZE),1)
+	$(MAKE) SANITIZE=0 fuzz-build
+	KQ_FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) sh tests/run_all.sh build/host-sanitize host build/aarch64 qemu
+else
+	sh tests/run_all.sh build/host host build/aarch64 qemu
+endif
 endif
 
 check-long: deps
@@ -166,6 +171,7 @@ check-long: deps
 # tests/fuzz/corpus/NAME/. `make fuzz FUZZ_SECONDS=600` runs each for that long; make test SANITIZE=1
 # runs each briefly.
 FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 20
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 FUZZ_LIB_SRC := $(wildcard reference/*.c) optimized/dispatch.c $(wildcard convert/*.c)

@@ -37,7 +37,7 @@
 #include "gguf.h"
 #include "kq_dispatch.h"
 #include "kq_types.h"
-#include "tokenizer.h"
+#include "spm_vocab.h"
 
 #define KQ_KEY_FALLBACKS "kq.fallbacks"
 #define KQ_KEY_INTN_LAYOUT "kq.intn_layout_version"

@@ -8,7 +8,7 @@
  *                   5 escape_whitespaces
  * Everything else is skipped by wire type, groups included. The reader trusts nothing: every length is
  * checked against the bytes of the message that holds it. */
-#include "tokenizer.h"
+#include "spm_vocab.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -1,6 +1,6 @@
 /* Tokenizer import beside SentencePiece: llama2.c's tokenizer.bin, and the Hugging Face JSON files that
  * name special tokens and say whether BOS/EOS are added. */
-#include "tokenizer.h"
+#include "spm_vocab.h"
 
 #include <stdio.h>
 #include <stdlib.h>

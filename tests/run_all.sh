@@ -36,7 +36,27 @@ run_build() {
         run_one "$blabel $(basename "$t")" "$@" "$t"
     done
     run_one "$blabel cli_test.sh" env KQ_RUN="$*" sh tests/cli_test.sh "$bdir/kq"
+    run_one "$blabel tokenize_test.sh" env KQ_RUN="$*" sh tests/tokenize_test.sh "$bdir/kq"
 }
+
+# A short fuzz of every parser (make test SANITIZE=1 sets KQ_FUZZ_SECONDS): libFuzzer with ASan and
+# UBSan, started from the corpus kept in tests/fuzz/corpus (copied, so the repository's corpus does
+# not grow). `make fuzz FUZZ_SECONDS=600` is the long run.
+if [ -n "${KQ_FUZZ_SECONDS:-}" ]; then
+    for f in build/fuzz/fuzz_*; do
+        [ -x "$f" ] || continue
+        n=$(basename "$f")
+        c=$(mktemp -d)
+        [ -d "tests/fuzz/corpus/$n" ] && cp -r "tests/fuzz/corpus/$n/." "$c/"
+        if "$f" -max_total_time="$KQ_FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 "$c" >"$c.log" 2>&1; then
+            total_p=$((total_p + 1)); printf '%-44s %s\n' "fuzz $n" "no finding in ${KQ_FUZZ_SECONDS} s"
+        else
+            total_f=$((total_f + 1)); failed_list="$failed_list fuzz-$n"
+            tail -n 30 "$c.log" | sed "s|^|  [fuzz $n] |"
+        fi
+        rm -rf "$c" "$c.log"
+    done
+fi
 
 # the llvm-mca regions of the shipped kernels (compiler output, not a run: once per test run)
 run_one "kunpeng-cycles regions" sh tests/mca_test.sh

@@ -12,6 +12,7 @@
 
 #include "bitexact.h"
 #include "fp16.h"
+#include "gguf.h"
 #include "kq_dispatch.h"
 #include "kq_ref.h"
 #include "kq_test.h"
@@ -396,6 +397,123 @@ static void test_neon(void) {
     }
 }
 
+/* ---- (5) a model's own rows: kq_bitexact_compare_rows and --gguf ---- */
+
+static void test_fallback_rule(void) {
+    KQ_CHECK(kq_bitexact_fallback_type(KQ_TYPE_Q4_0, 64) == KQ_TYPE_Q4_0, "q4_0 holds rows of 64");
+    KQ_CHECK(kq_bitexact_fallback_type(KQ_TYPE_Q4_0, 172) == KQ_TYPE_F16, "rows of 172: f16 (not a multiple of 32)");
+    KQ_CHECK(kq_bitexact_fallback_type(KQ_TYPE_Q4_K, 64) == KQ_TYPE_Q8_0, "q4_K on rows of 64: q8_0");
+    KQ_CHECK(kq_bitexact_fallback_type(KQ_TYPE_Q4_K, 512) == KQ_TYPE_Q4_K, "q4_K on rows of 512");
+    const kq_type_traits *i4 = kq_type_by_name("i4_g128_asym");
+    KQ_CHECK(i4 && kq_bitexact_fallback_type(i4->type, 64) == KQ_TYPE_Q8_0, "i4_g128 on rows of 64: q8_0");
+    KQ_CHECK(i4 && kq_bitexact_fallback_type(i4->type, 256) == i4->type, "i4_g128 on rows of 256");
+}
+
+/* Rows on the q8_0 tie grid (amax 127, values k + 0.5), so a ties-to-even quantizer differs. */
+static void kq_tie_rows(float *x, int rows, int n) {
+    for (int r = 0; r < rows; r++)
+        for (int i = 0; i < n; i++)
+            x[r * n + i] = i % KQ_QK == 0 ? 127.0f : (float)((r * 7 + i * 13) % 200 - 100) + 0.5f;
+}
+
+static void test_compare_rows(void) {
+    enum { R = 6, N = 320 }; /* 6 rows: groups of 4 wrap around; 10 blocks: past the 8 lanes */
+    static float x[R * N];
+    kq_tie_rows(x, R, N);
+    kq_bitexact_fn_result res[KQ_BX_NFN];
+    const kq_type_traits *q8 = kq_ref_traits(KQ_TYPE_Q8_0);
+    KQ_CHECK(kq_bitexact_compare_rows(q8, q8, x, R, N, "t", res) == 0, "q8_0 rows against themselves");
+    KQ_CHECK(res[KQ_BX_QUANTIZE].cases == 8 && res[KQ_BX_DEQUANTIZE].cases == 8 && res[KQ_BX_VEC_DOT].cases == 14,
+             "two groups of 4 rows: 8 quantize, 8 dequantize, 2 x (4 + 3) vec_dot cases (got %lu %lu %lu)",
+             res[0].cases, res[1].cases, res[2].cases);
+    kq_type_traits broken = kq_q8_0_copy();
+    broken.quantize_row = kq_test_quantize_q8_0;
+    KQ_CHECK(kq_bitexact_compare_rows(q8, &broken, x, R, N, "t", res) == 0, "the imitation matches in its correct form");
+    kq_ties_to_even = 1;
+    KQ_CHECK(kq_bitexact_compare_rows(q8, &broken, x, R, N, "blk.0.attn_q.weight", res) > 0 &&
+                 res[KQ_BX_QUANTIZE].mismatches > 0 && res[KQ_BX_DEQUANTIZE].mismatches == 0,
+             "ties to even on the model's rows: caught in quantize_row only");
+    KQ_CHECK(!strcmp(res[KQ_BX_QUANTIZE].first.input, "blk.0.attn_q.weight") &&
+                 !strncmp(res[KQ_BX_QUANTIZE].first.source, "rows 0+", 7),
+             "the mismatch names the tensor and the rows: %s / %s", res[KQ_BX_QUANTIZE].first.input,
+             res[KQ_BX_QUANTIZE].first.source);
+    kq_ties_to_even = 0;
+    broken = kq_q8_0_copy();
+    broken.dequantize_row = kq_test_dequantize_q8_0_flip;
+    KQ_CHECK(kq_bitexact_compare_rows(q8, &broken, x, R, N, "t", res) > 0 && res[KQ_BX_DEQUANTIZE].mismatches == 8,
+             "a flipped bit in dequantize_row: every row (%lu)", res[KQ_BX_DEQUANTIZE].mismatches);
+    broken = kq_q8_0_copy();
+    broken.vec_dot = kq_test_vec_dot_q8_0_nrc;
+    KQ_CHECK(kq_bitexact_compare_rows(q8, &broken, x, R, N, "t", res) > 0 && res[KQ_BX_VEC_DOT].mismatches > 0,
+             "vec_dot depending on nrc: caught");
+    KQ_CHECK(kq_bitexact_compare_rows(q8, q8, x, R, 100, "t", res) < 0, "rows of 100 are not q8_0 rows: refused");
+    KQ_CHECK(kq_bitexact_compare_rows(q8, kq_ref_traits(KQ_TYPE_Q4_0), x, R, N, "t", res) < 0, "different types refused");
+}
+
+/* A GGUF like a tiny model: a 2-D f32 tensor (rows of 64), a 2-D f16 one (rows of 172: fallback),
+ * a 1-D norm (not checked). Returns 0 when written. */
+static int kq_write_model(const char *path) {
+    kq_gguf_writer *w = kq_gguf_writer_new();
+    const int64_t ne_a[2] = {64, 9}, ne_b[2] = {172, 5}, ne_n[1] = {64};
+    char err[256];
+    int rc = !w || kq_gguf_set_str(w, "general.architecture", "llama") != 0 ||
+             kq_gguf_add_tensor(w, "a.weight", 2, ne_a, KQ_TYPE_F32) < 0 ||
+             kq_gguf_add_tensor(w, "b.weight", 2, ne_b, KQ_TYPE_F16) < 0 ||
+             kq_gguf_add_tensor(w, "norm.weight", 1, ne_n, KQ_TYPE_F32) < 0 || kq_gguf_write_begin(w, path, err, sizeof(err)) != 0;
+    static float a[64 * 9], n[64];
+    static uint16_t b[172 * 5];
+    kq_tie_rows(a, 9, 64);
+    for (int i = 0; i < 172 * 5; i++) b[i] = kq_f32_to_f16((float)((i * 37) % 101 - 50) * 0.01f);
+    for (int i = 0; i < 64; i++) n[i] = 1.0f;
+    if (!rc) rc = kq_gguf_write_data(w, 0, a, sizeof(a), err, sizeof(err)) || kq_gguf_write_data(w, 1, b, sizeof(b), err, sizeof(err)) ||
+                  kq_gguf_write_data(w, 2, n, sizeof(n), err, sizeof(err)) || kq_gguf_write_finish(w, err, sizeof(err));
+    kq_gguf_writer_free(w);
+    return rc ? -1 : 0;
+}
+
+static void test_gguf(void) {
+    char path[] = "/tmp/kq_test_bitexact_model_XXXXXX";
+    const int fd = mkstemp(path);
+    if (fd < 0 || (close(fd), kq_write_model(path)) != 0) {
+        KQ_SKIP("--gguf: cannot write a GGUF in /tmp");
+        if (fd >= 0) unlink(path);
+        return;
+    }
+    const char *args[] = {"bitexact", "--impl", "reference", "--gguf", path, "--types", "q4_0,q8_0", "--json"};
+    int rc = -1;
+    char *s = kq_run_capture(args, 8, &rc);
+    KQ_CHECK(s && rc == 0, "--gguf --json exits 0 (%d)", rc);
+    if (s) {
+        KQ_CHECK(kq_json_balanced(s), "--gguf json balances: %.80s", s);
+        KQ_CHECK(strstr(s, "\"tensors\":2,\"tensors_not_checked\":1,") != NULL, "2 tensors checked, the norm not");
+        KQ_CHECK(strstr(s, "{\"tensor\":\"a.weight\",\"shape\":[64,9],\"source_type\":\"f32\",\"rows\":9,\"type\":\"q4_0\","
+                           "\"checked_type\":\"q4_0\",\"type_fallback\":false,") != NULL, "a.weight as q4_0");
+        KQ_CHECK(strstr(s, "{\"tensor\":\"b.weight\",\"shape\":[172,5],\"source_type\":\"f16\",\"rows\":5,\"type\":\"q8_0\","
+                           "\"checked_type\":\"f16\",\"type_fallback\":true,") != NULL, "b.weight: q8_0 falls back to f16");
+        KQ_CHECK(strstr(s, "\"mismatches\":0,\"native_pass\"") != NULL, "no mismatch");
+        KQ_CHECK(strstr(s, "\"functions\":[{\"fn\":\"quantize_row\",\"native\":true,\"cases\":12,") != NULL,
+                 "9 rows of a.weight: 3 groups of 4 rows (the last wraps around) quantized");
+    }
+    free(s);
+    const char *few[] = {"bitexact", "--impl", "reference", "--gguf", path, "--types", "q8_0", "--max-rows", "2", "--json"};
+    s = kq_run_capture(few, 10, &rc);
+    KQ_CHECK(s && rc == 0 && strstr(s, "\"rows\":2,") && !strstr(s, "\"rows\":9,"), "--max-rows 2 limits the rows");
+    free(s);
+    const char *zero[] = {"bitexact", "--gguf", path, "--max-rows", "0"};
+    KQ_CHECK(kq_run_main(zero, 5, NULL) == 2, "--max-rows 0 is a usage error");
+    const char *none[] = {"bitexact", "--impl", "reference", "--gguf", "/nonexistent/model.gguf"};
+    KQ_CHECK(kq_run_main(none, 5, NULL) == 2, "a missing --gguf file exits 2");
+    kq_impl best;
+    char err[256];
+    if (kq_impl_parse("neon", &best, err, sizeof(err)) == 0) {
+        const char *neon[] = {"bitexact", "--impl", "neon", "--gguf", path, "--types", "f16,q4_0,q8_0,i4_g128_asym", "--quiet"};
+        KQ_CHECK(kq_run_main(neon, 8, "/dev/null") == 0, "--impl neon (%s) on the model's tensors", kq_impl_name(best));
+    } else {
+        KQ_SKIP("--gguf --impl neon: %s", err);
+    }
+    unlink(path);
+}
+
 int main(void) {
     test_identical();
     test_quantize_defects();
@@ -404,5 +522,8 @@ int main(void) {
     test_usage();
     test_json();
     test_neon();
+    test_fallback_rule();
+    test_compare_rows();
+    test_gguf();
     return kq_test_finish();
 }

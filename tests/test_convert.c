@@ -29,7 +29,7 @@
 #include "kq_ref.h"
 #include "kq_test.h"
 #include "registry.h"
-#include "tokenizer.h"
+#include "spm_vocab.h"
 
 int kq_cmd_convert(int argc, char **argv);
 

@@ -17,7 +17,7 @@
 #include "ckpt.h"
 #include "fixtures.h"
 #include "registry.h"
-#include "tokenizer.h"
+#include "spm_vocab.h"
 
 /* ---- small helpers ------------------------------------------------------------------------------ */
 

@@ -21,7 +21,7 @@
 
 #include "gguf.h"
 #include "kq_test.h"
-#include "tokenizer.h"
+#include "spm_vocab.h"
 
 static char g_dir[64]; /* scratch folder */
 

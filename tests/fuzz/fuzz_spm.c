@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokenizer.h"
+#include "spm_vocab.h"
 
 static void check(int ok) {
     if (!ok) abort();

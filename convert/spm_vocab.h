@@ -4,8 +4,8 @@
  * Every reader fills a kq_vocab from scratch (whatever *v held is overwritten, not freed) and, on
  * failure, leaves it empty (kq_vocab_free is still safe) and writes one line naming the file and the
  * problem into err. Return value: 0 on success, -1 on error. */
-#ifndef KQ_TOKENIZER_H
-#define KQ_TOKENIZER_H
+#ifndef KQ_SPM_VOCAB_H
+#define KQ_SPM_VOCAB_H
 
 #include <stddef.h>
 #include <stdint.h>
