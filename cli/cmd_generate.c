@@ -235,6 +235,7 @@ static int kq_gen_run(const kq_gen_args *a, kq_gen_state *g) {
     }
     const double t2 = kq_gen_now();
     printf("\n");
+    fflush(stdout); /* the text before the timings on stderr */
     if (a->ids) {
         for (int64_t i = 0; i < np + made; i++) fprintf(stderr, "%s%d", i ? " " : "ids: ", (int)g->ids[i]);
         fprintf(stderr, "\n");

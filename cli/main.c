@@ -16,6 +16,7 @@ static void kq_usage(FILE *f) {
             "  quantize          requantize an f32/f16/bf16 GGUF (TYPE or a mix such as Q4_K_M)\n"
             "  inspect           a GGUF file: metadata, tensors, sizes, bits per weight, fallbacks\n"
             "  tokenize          token ids of a text: -m MODEL.gguf (TEXT | -f FILE) [--json] [--no-bos] [--lines]\n"
+            "  generate          continue a prompt with a model (-m MODEL -p PROMPT [-n N] [--temp T] [--seed S] [-t N])\n"
             "  bench             prompt tokens/s and generation ms/token (median, 95%% CI), bandwidth, roofline\n"
             "  fixtures          write the tiny llama-family test checkpoints (fixtures/generated)\n"
             "  check bitexact    optimized kernels vs the reference, bit for bit\n"
@@ -79,6 +80,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "quantize")) return kq_cmd_quantize(argc - 1, argv + 1);
     if (!strcmp(cmd, "inspect")) return kq_cmd_inspect(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return kq_cmd_tokenize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "generate")) return kq_cmd_generate(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return kq_cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "fixtures")) return kq_cmd_fixtures(argc - 1, argv + 1);
     kq_cli_error(cmd, "unknown command (see kq --help)");
