@@ -18,6 +18,7 @@ int kq_cmd_inspect(int argc, char **argv);
 int kq_cmd_bench(int argc, char **argv);
 int kq_cmd_tokenize(int argc, char **argv);
 int kq_cmd_generate(int argc, char **argv);
+int kq_cmd_perplexity(int argc, char **argv);
 /* validation/: argv[0] is the check's name */
 int kq_check_bitexact_main(int argc, char **argv);
 int kq_check_tolerance_main(int argc, char **argv);

@@ -17,6 +17,7 @@ static void kq_usage(FILE *f) {
             "  inspect           a GGUF file: metadata, tensors, sizes, bits per weight, fallbacks\n"
             "  tokenize          token ids of a text: -m MODEL.gguf (TEXT | -f FILE) [--json] [--no-bos] [--lines]\n"
             "  generate          continue a prompt with a model (-m MODEL -p PROMPT [-n N] [--temp T] [--seed S] [-t N])\n"
+            "  perplexity        PPL +- stderr as llama-perplexity; --save-logits / --kld-base: KL divergence vs a base\n"
             "  bench             prompt tokens/s and generation ms/token (median, 95%% CI), bandwidth, roofline\n"
             "  fixtures          write the tiny llama-family test checkpoints (fixtures/generated)\n"
             "  check bitexact    optimized kernels vs the reference, bit for bit\n"
@@ -81,6 +82,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "inspect")) return kq_cmd_inspect(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return kq_cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "generate")) return kq_cmd_generate(argc - 1, argv + 1);
+    if (!strcmp(cmd, "perplexity")) return kq_cmd_perplexity(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return kq_cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "fixtures")) return kq_cmd_fixtures(argc - 1, argv + 1);
     kq_cli_error(cmd, "unknown command (see kq --help)");

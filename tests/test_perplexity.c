@@ -874,6 +874,49 @@ static void test_stories_cli(const char *gguf, const int32_t *ids, int64_t n) {
     for (int i = 0; i < 6; i++) unlink(files[i]);
 }
 
+/* -f: the text tokenized whole with BOS prepended (the base file stores the stream), and the same
+ * figure as --tokens on that stream. */
+static void test_stories_text(const char *gguf) {
+    char txt[512], small[256], kld[256], out[256], idp[256];
+    kq_test_shared_path("text/tinystories_val.txt", txt, sizeof txt);
+    size_t len;
+    char *text = kq_test_read_file(txt, &len);
+    if (!text) {
+        KQ_SKIP("perplexity -f: %s not found", txt);
+        return;
+    }
+    path_in(small, sizeof small, "small.txt");
+    path_in(kld, sizeof kld, "small.kld");
+    path_in(out, sizeof out, "small.json");
+    path_in(idp, sizeof idp, "small.ids");
+    FILE *f = fopen(small, "wb");
+    fwrite(text, 1, len < 400 ? len : 400, f); /* ASCII at the start: no character is cut */
+    fclose(f);
+    free(text);
+    char *a1[] = {"perplexity", "-m", (char *)gguf, "-f", small, "-c", "16", "--save-logits", kld, "--json", "-t", "1",
+                  NULL};
+    int rc = run_cli(out, a1);
+    KQ_CHECK(rc == 0, "perplexity -f: exit %d", rc);
+    const double ppl = json_num(out, "ppl"), n_tok = json_num(out, "n_tokens");
+    kq_logits_header h = {0};
+    char err[256] = "";
+    f = fopen(kld, "rb");
+    rc = f ? kq_logits_header_read(f, kld, &h, err, sizeof err) : -1;
+    if (f) fclose(f);
+    KQ_CHECK(rc == 0 && h.n_ctx == 16 && h.n_chunk == (int)(n_tok / 16) && h.tokens[0] == 1,
+             "-f stream: BOS prepended and floor(n/16) windows (%s)", err);
+    if (rc == 0) {
+        write_ids(idp, h.tokens, (int64_t)h.n_chunk * h.n_ctx);
+        char *a2[] = {"perplexity", "-m", (char *)gguf, "--tokens", idp, "-c", "16", "--json", "-t", "1", NULL};
+        rc = run_cli(out, a2);
+        KQ_CHECK(rc == 0 && json_num(out, "ppl") == ppl, "--tokens of the -f stream: PPL %.9g vs %.9g",
+                 json_num(out, "ppl"), ppl);
+        kq_logits_header_free(&h);
+    }
+    const char *files[] = {small, kld, out, idp};
+    for (int i = 0; i < 4; i++) unlink(files[i]);
+}
+
 static void test_stories(void) {
     char gguf[512];
     kq_test_shared_path("models/stories260K/stories260K.gguf", gguf, sizeof gguf);
@@ -887,6 +930,7 @@ static void test_stories(void) {
     KQ_CHECK(n > 16 * 128, "20 KB of TinyStories give %lld tokens", (long long)n);
     test_stories_ppl(gguf, ids, n);
     test_stories_cli(gguf, ids, n);
+    test_stories_text(gguf);
     free(ids);
 }
 
