@@ -19,6 +19,8 @@ int kq_cmd_bench(int argc, char **argv);
 int kq_cmd_tokenize(int argc, char **argv);
 int kq_cmd_generate(int argc, char **argv);
 int kq_cmd_perplexity(int argc, char **argv);
+int kq_cmd_report(int argc, char **argv);
+int kq_cmd_sample(int argc, char **argv);
 /* validation/: argv[0] is the check's name */
 int kq_check_bitexact_main(int argc, char **argv);
 int kq_check_tolerance_main(int argc, char **argv);

@@ -19,6 +19,8 @@ static void kq_usage(FILE *f) {
             "  generate          continue a prompt with a model (-m MODEL -p PROMPT [-n N] [--temp T] [--seed S] [-t N])\n"
             "  perplexity        PPL +- stderr as llama-perplexity; --save-logits / --kld-base: KL divergence vs a base\n"
             "  bench             prompt tokens/s and generation ms/token (median, 95%% CI), bandwidth, roofline\n"
+            "  sample            tokens sampled from a model (evaluation stream for random-weight fixtures)\n"
+            "  report            reports/<model>/ from make validate's work folder (report.md, report.json, charts)\n"
             "  fixtures          write the tiny llama-family test checkpoints (fixtures/generated)\n"
             "  check bitexact    optimized kernels vs the reference, bit for bit\n"
             "  check tolerance   quantize->dequantize error vs f32 on GSL-generated rows\n"
@@ -84,6 +86,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "generate")) return kq_cmd_generate(argc - 1, argv + 1);
     if (!strcmp(cmd, "perplexity")) return kq_cmd_perplexity(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return kq_cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "report")) return kq_cmd_report(argc - 1, argv + 1);
+    if (!strcmp(cmd, "sample")) return kq_cmd_sample(argc - 1, argv + 1);
     if (!strcmp(cmd, "fixtures")) return kq_cmd_fixtures(argc - 1, argv + 1);
     kq_cli_error(cmd, "unknown command (see kq --help)");
     return 2;

@@ -64,7 +64,10 @@ run_one "kunpeng-cycles regions" sh tests/mca_test.sh
 while [ $# -ge 2 ]; do
     dir=$1 mode=$2; shift 2
     case $mode in
-        host|native) run_build "$dir" "$mode" ;;
+        host|native)
+            run_build "$dir" "$mode"
+            # the whole make validate pipeline, quick (one QTYPE, few chunks), on the native binary
+            run_one "$mode validate_test.sh" sh tests/validate_test.sh "$dir/kq" ;;
         qemu)
             for cpu in neoverse-n1 cortex-a72; do
                 run_build "$dir" "qemu-$cpu" qemu-aarch64 -cpu "$cpu"

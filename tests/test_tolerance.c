@@ -56,6 +56,7 @@ int main(void) {
 #include <cjson/cJSON.h>
 
 #include "fp16.h"
+#include "gguf.h"
 
 static int near(double a, double b, double rel) { return fabs(a - b) <= rel * fabs(b) + 1e-300; }
 
@@ -529,6 +530,102 @@ static void test_entry_point(const char *dir) {
     KQ_CHECK(run_main(dir, far, out, err, sizeof(out)) == 2 && strstr(err, "1:3"), "--rows beyond the file: %s", err);
 }
 
+/* ---- --gguf: per-tensor error of a model's tensors ---------------------------------------------------- */
+
+/* A tiny model: "exact.weight" (f32, rows of 64) holds whole numbers with one +-127 in every 32-block, so
+ * q8_0 (d = 1) stores it exactly; "odd.weight" (f16, rows of 172: no 32-block type holds them, stored as
+ * f16) holds values f16 represents exactly; "gauss.weight" (f32, rows of 256) is N(0,1); a 1-D norm. */
+static int write_model(const char *path) {
+    static float ex[64 * 4], ga[256 * 16], nm[64];
+    static uint16_t od[172 * 3];
+    for (int i = 0; i < 64 * 4; i++) ex[i] = i % 32 == 0 ? (i % 64 ? -127.0f : 127.0f) : (float)((i * 29) % 255 - 127);
+    kq_tol_generate(KQ_TOL_NORMAL, 7, 16, 256, ga);
+    for (int i = 0; i < 172 * 3; i++) od[i] = kq_f32_to_f16((float)(i % 50 - 25) * 0.25f);
+    for (int i = 0; i < 64; i++) nm[i] = 1.0f;
+    kq_gguf_writer *w = kq_gguf_writer_new();
+    const int64_t ne_e[2] = {64, 4}, ne_o[2] = {172, 3}, ne_g[2] = {256, 16}, ne_n[1] = {64};
+    char err[256];
+    int bad = !w || kq_gguf_add_tensor(w, "exact.weight", 2, ne_e, KQ_TYPE_F32) < 0 ||
+              kq_gguf_add_tensor(w, "odd.weight", 2, ne_o, KQ_TYPE_F16) < 0 ||
+              kq_gguf_add_tensor(w, "gauss.weight", 2, ne_g, KQ_TYPE_F32) < 0 ||
+              kq_gguf_add_tensor(w, "norm.weight", 1, ne_n, KQ_TYPE_F32) < 0 || kq_gguf_write_begin(w, path, err, sizeof(err));
+    if (!bad)
+        bad = kq_gguf_write_data(w, 0, ex, sizeof(ex), err, sizeof(err)) || kq_gguf_write_data(w, 1, od, sizeof(od), err, sizeof(err)) ||
+              kq_gguf_write_data(w, 2, ga, sizeof(ga), err, sizeof(err)) || kq_gguf_write_data(w, 3, nm, sizeof(nm), err, sizeof(err)) ||
+              kq_gguf_write_finish(w, err, sizeof(err));
+    kq_gguf_writer_free(w);
+    return bad ? -1 : 0;
+}
+
+static const cJSON *find_entry(const cJSON *arr, const char *tensor, const char *type) {
+    const cJSON *e = NULL;
+    cJSON_ArrayForEach(e, arr) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(e, "tensor"), *ty = cJSON_GetObjectItemCaseSensitive(e, "type");
+        if (cJSON_IsString(t) && cJSON_IsString(ty) && !strcmp(t->valuestring, tensor) && !strcmp(ty->valuestring, type))
+            return e;
+    }
+    return NULL;
+}
+
+static double num(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static void test_gguf(const char *dir) {
+    static char out[1 << 16], err[1 << 16];
+    char path[600];
+    snprintf(path, sizeof(path), "%s/model.gguf", dir);
+    if (write_model(path) != 0) {
+        KQ_CHECK(0, "cannot write the test GGUF %s", path);
+        return;
+    }
+    const char *args[] = {"--gguf", path, "--types", "q8_0,q4_0", "--json", NULL};
+    KQ_CHECK(run_main(dir, args, out, err, sizeof(out)) == 0, "--gguf --json exits 0: %s", err);
+    cJSON *root = cJSON_Parse(out);
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "tensors");
+    KQ_CHECK(cJSON_GetArraySize(arr) == 6, "3 tensors x 2 types (the norm left out): %d", cJSON_GetArraySize(arr));
+    KQ_CHECK(num(root, "tensors_not_measured") == 1, "one tensor not measured");
+    const cJSON *e = find_entry(arr, "exact.weight", "q8_0");
+    KQ_CHECK(e && num(e, "rel_frob") == 0.0 && num(e, "maxrel") == 0.0 && num(e, "cosine") == 1.0 &&
+                 cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(e, "snr_db")),
+             "q8_0 stores whole numbers with amax 127 exactly: rel_frob 0, SNR +Inf (null)");
+    e = find_entry(arr, "exact.weight", "q4_0");
+    KQ_CHECK(e && num(e, "rel_frob") > 0.01, "q4_0 cannot store them exactly (%g)", num(e, "rel_frob"));
+    e = find_entry(arr, "odd.weight", "q4_0");
+    const cJSON *ck = cJSON_GetObjectItemCaseSensitive(e, "checked_type");
+    KQ_CHECK(e && cJSON_IsString(ck) && !strcmp(ck->valuestring, "f16") &&
+                 cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "type_fallback")) && num(e, "rel_frob") == 0.0 &&
+                 num(e, "bits_per_weight") == 16.0,
+             "rows of 172: measured as the f16 fallback (exact for f16 values, 16 bits per weight)");
+    e = find_entry(arr, "gauss.weight", "q4_0");
+    KQ_CHECK(e && num(e, "rel_frob") > 0.05 && num(e, "rel_frob") < 0.2 && num(e, "bits_per_weight") == 4.5,
+             "q4_0 on N(0,1) rows: a 4-bit error (%g), 4.5 bits per weight", num(e, "rel_frob"));
+    /* the whole-model figure: sqrt(sum (rel * norm)^2 / sum norm^2) over the three tensors */
+    double e2 = 0.0, x2 = 0.0;
+    const cJSON *it = NULL;
+    cJSON_ArrayForEach(it, arr) {
+        const cJSON *ty = cJSON_GetObjectItemCaseSensitive(it, "type");
+        if (!cJSON_IsString(ty) || strcmp(ty->valuestring, "q4_0")) continue;
+        e2 += pow(num(it, "rel_frob") * num(it, "norm"), 2.0);
+        x2 += pow(num(it, "norm"), 2.0);
+    }
+    const cJSON *sum = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "summary"), 1);
+    KQ_CHECK(sum && near(num(sum, "rel_frob"), sqrt(e2 / x2), 1e-9) && num(sum, "fallbacks") == 1,
+             "summary q4_0: whole-model rel_frob %g, expected %g", num(sum, "rel_frob"), sqrt(e2 / x2));
+    cJSON_Delete(root);
+    const char *text[] = {"--gguf", path, "--types", "q4_0", "--max-rows", "2", NULL};
+    KQ_CHECK(run_main(dir, text, out, err, sizeof(out)) == 0 && strstr(out, "q4_0->f16") && strstr(out, "gauss.weight"),
+             "text table names the fallback as q4_0->f16");
+    const char *none[] = {"--gguf", "/nonexistent/m.gguf", "--types", "q4_0", NULL};
+    KQ_CHECK(run_main(dir, none, out, err, sizeof(out)) == 2 && strstr(err, "/nonexistent/m.gguf"), "missing file: %s", err);
+    const char *both[] = {"--gguf", path, "--calibrate", NULL};
+    KQ_CHECK(run_main(dir, both, out, err, sizeof(out)) == 2, "--gguf with --calibrate is a usage error");
+    const char *rows[] = {"--max-rows", "3", NULL};
+    KQ_CHECK(run_main(dir, rows, out, err, sizeof(out)) == 2, "--max-rows without --gguf is a usage error");
+    unlink(path);
+}
+
 int main(void) {
     test_nominal();
     test_metrics_scaled();
@@ -550,6 +647,7 @@ int main(void) {
         kq_tol_file_free(f);
     }
     test_entry_point(dir);
+    test_gguf(dir);
     static const char *const names[] = {"bad.json", "neg.json", "none.json", "ok.json", "tight.json", "other.json",
                                         "odd.f32", "small.f32", "out.txt", "err.txt"};
     char p[600];

@@ -11,68 +11,17 @@
  *    contribution of each super-block and the 8-lane reduction follow the contract in kq_types.h. */
 #include <arm_neon.h>
 #include <math.h>
-#include <string.h>
 
-#include "kq_mca.h"
 #include "kq_neon.h"
+#include "kq_neon_common.h"
 #include "kq_ref.h"
-
 
 /* ---------------------------------------- helpers -------------------------------------------- */
 
-/* Two adjacent fp16 fields (d, dmin) widened by FCVTL, which is exact like kq_f16_to_f32. */
-static inline float32x4_t kq_k_h2f_pair(const void *p) {
-    uint32_t u;
-    memcpy(&u, p, sizeof u);
-    return vcvt_f32_f16(vreinterpret_f16_u32(vdup_n_u32(u)));
-}
-
-static inline float kq_k_h2f(kq_half h) { return vget_lane_f32(vget_low_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h)))), 0); }
-
-/* q4_K/q5_K's 12 scale bytes as two rows of 8 six-bit values (what kq_get_scale_min_k4 reads),
- * four at a time: bytes 0..3 and 4..7 hold sc/m of sub-blocks 0..3 in their low 6 bits; bytes 8..11
- * hold the low nibbles of sub-blocks 4..7 and the top bits of bytes 0..7 their high two bits. */
-static inline void kq_k_scales_k4(const uint8_t *s12, uint8x8_t *sc, uint8x8_t *mn) {
-    uint32_t w0, w1, w2;
-    memcpy(&w0, s12, 4);
-    memcpy(&w1, s12 + 4, 4);
-    memcpy(&w2, s12 + 8, 4);
-    const uint32_t sc_lo = w0 & 0x3f3f3f3fu, mn_lo = w1 & 0x3f3f3f3fu;
-    const uint32_t sc_hi = (w2 & 0x0f0f0f0fu) | ((w0 >> 2) & 0x30303030u);
-    const uint32_t mn_hi = ((w2 >> 4) & 0x0f0f0f0fu) | ((w1 >> 2) & 0x30303030u);
-    *sc = vcreate_u8((uint64_t)sc_lo | (uint64_t)sc_hi << 32);
-    *mn = vcreate_u8((uint64_t)mn_lo | (uint64_t)mn_hi << 32);
-}
-
-/* The contract's final reduction: ((l0+l4)+(l1+l5)) + ((l2+l6)+(l3+l7)); FADDP pairs as written. */
-static inline float kq_k_reduce8(const float lanes[8]) {
-    return vaddvq_f32(vaddq_f32(vld1q_f32(lanes), vld1q_f32(lanes + 4)));
-}
-
-/* Sum over 8 sub-blocks of sc_j * (sum of the four lanes of s[j]), exact in int32. */
-static inline int32_t kq_k_scaled8(const int32x4_t s[8], uint8x8_t sc) {
-    const int32x4_t s0 = vpaddq_s32(vpaddq_s32(s[0], s[1]), vpaddq_s32(s[2], s[3]));
-    const int32x4_t s1 = vpaddq_s32(vpaddq_s32(s[4], s[5]), vpaddq_s32(s[6], s[7]));
-    const uint16x8_t w = vmovl_u8(sc);
-    int32x4_t t = vmulq_s32(s0, vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(w))));
-    t = vmlaq_s32(t, s1, vreinterpretq_s32_u32(vmovl_high_u16(w)));
-    return vaddvq_s32(t);
-}
-
-/* imin = sum_j m_j * (bsums[2j] + bsums[2j+1]); the pair sums widen first so that any bsums add
- * exactly as the reference's int arithmetic does. */
-static inline int32_t kq_k_mins8(const int16_t *bsums, uint8x8_t mn) {
-    /* p0 lanes: b0+b1, b2+b3, b4+b5, b6+b7 = the sums of sub-blocks 0..3; p1: sub-blocks 4..7 */
-    const int32x4_t p0 = vpaddlq_s16(vld1q_s16(bsums)), p1 = vpaddlq_s16(vld1q_s16(bsums + 8));
-    const uint16x8_t w = vmovl_u8(mn);
-    int32x4_t t = vmulq_s32(p0, vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(w))));
-    t = vmlaq_s32(t, p1, vreinterpretq_s32_u32(vmovl_high_u16(w)));
-    return vaddvq_s32(t);
-}
-
 /* Exact int16x8 -> int32x4 dot of 32 codes (|code| <= 31) with 32 activations: four products of at
  * most 31*128 per int16 lane stay below 2^15. */
-static inline int32x4_t kq_k_dot32(int8x16_t w0, int8x16_t w1, int8x16_t a0, int8x16_t a1) {
+static inline int32x4_t kq_k_dot32(int8x16_t w0, int8x16_t w1, const int8_t *a) {
+    const int8x16_t a0 = vld1q_s8(a), a1 = vld1q_s8(a + 16);
     int16x8_t p = vmull_s8(vget_low_s8(w0), vget_low_s8(a0));
     p = vmlal_high_s8(p, w0, a0);
     p = vmlal_s8(p, vget_low_s8(w1), vget_low_s8(a1));
@@ -80,7 +29,9 @@ static inline int32x4_t kq_k_dot32(int8x16_t w0, int8x16_t w1, int8x16_t a0, int
     return vpaddlq_s16(p);
 }
 
-static inline int32x4_t kq_k_dot16(int8x16_t w, int8x16_t a) {
+/* q6_K: the code minus 32 times the activation, |.| <= 32*128: two products per int16 lane. */
+static inline int32x4_t kq_k_dot16(uint8x16_t u, const int8_t *act) {
+    const int8x16_t w = vsubq_s8(vreinterpretq_s8_u8(u), vdupq_n_s8(32)), a = vld1q_s8(act);
     int16x8_t p = vmull_s8(vget_low_s8(w), vget_low_s8(a));
     p = vmlal_high_s8(p, w, a);
     return vpaddlq_s16(p);
@@ -208,7 +159,7 @@ static void kq_dequantize_row_q3_K_neon(const void *vx, float *y, int64_t n) {
     const kq_block_q3_K *x = vx;
     const uint8x16_t m3 = vdupq_n_u8(3), b4 = vdupq_n_u8(4);
     for (int64_t i = 0; i < n / KQ_QK_K; i++, y += KQ_QK_K) {
-        const float d = kq_k_h2f(x[i].d);
+        const float d = kq_half_to_f32(x[i].d);
         int sc[16];
         kq_k_q3_scales(x[i].scales, sc);
         /* third bit of element e: bit e/32 of hmask[e%32]; clear means the code is 4 lower */
@@ -276,28 +227,18 @@ static void kq_dequantize_row_q5_K_neon(const void *vx, float *y, int64_t n) {
     for (int64_t i = 0; i < n / KQ_QK_K; i++) kq_k_dequant_q45(&x[i].d, x[i].scales, x[i].qs, x[i].qh, y + i * KQ_QK_K);
 }
 
-/* q6_K's unsigned codes (0..63) of one 128-half: quarter k, 16-lane part p (l = 16p .. 16p+15).
- * Low nibble from ql[l + 32(k&1)] (low half for k < 2), high two bits at bits 2k of qh[l]. */
-static inline void kq_k_q6_codes(const uint8_t *ql, const uint8_t *qh, uint8x16_t u[8]) {
-    const uint8x16_t m6 = vdupq_n_u8(0x3F);
-    for (int p = 0; p < 2; p++) {
-        const uint8x16_t la = vld1q_u8(ql + 16 * p), lb = vld1q_u8(ql + 32 + 16 * p);
-        const uint8x16_t h = vld1q_u8(qh + 16 * p);
-        u[0 + p] = vandq_u8(vsliq_n_u8(la, h, 4), m6);                     /* k = 0 */
-        u[2 + p] = vandq_u8(vsliq_n_u8(lb, vshrq_n_u8(h, 2), 4), m6);      /* k = 1 */
-        u[4 + p] = vandq_u8(vsriq_n_u8(h, la, 4), m6);                     /* k = 2 */
-        u[6 + p] = vsriq_n_u8(vshrq_n_u8(h, 2), lb, 4);                    /* k = 3: top bits already 0 */
-    }
-}
-
 static void kq_dequantize_row_q6_K_neon(const void *vx, float *y, int64_t n) {
     const kq_block_q6_K *x = vx;
     const int8x16_t b32 = vdupq_n_s8(32);
     for (int64_t i = 0; i < n / KQ_QK_K; i++, y += KQ_QK_K) {
-        const float d = kq_k_h2f(x[i].d);
+        const float d = kq_half_to_f32(x[i].d);
         for (int h = 0; h < 2; h++) {
             uint8x16_t u[8];
-            kq_k_q6_codes(x[i].ql + 64 * h, x[i].qh + 32 * h, u);
+            for (int p = 0; p < 2; p++) {
+                uint8x16_t q[4];
+                kq_k_q6_quarters(x[i].ql + 64 * h, x[i].qh + 32 * h, p, q);
+                for (int k = 0; k < 4; k++) u[2 * k + p] = q[k];
+            }
             for (int s = 0; s < 8; s++) /* u[s] is sub-block 8h + s: elements 128h + 16s .. */
                 kq_k_put16s(y + 128 * h + 16 * s, vsubq_s8(vreinterpretq_s8_u8(u[s]), b32), d * x[i].scales[8 * h + s]);
         }
@@ -306,110 +247,7 @@ static void kq_dequantize_row_q6_K_neon(const void *vx, float *y, int64_t n) {
 
 /* --------------------------------------- vec_dot -------------------------------------------- */
 
-/* c_b = (d_w * d_a) * (float)isum - (dmin_w * d_a) * (float)imin, as written. */
-static inline float kq_k_asym(float32x4_t dd, float da, int32_t isum, int32_t imin) {
-    const float dw = vgetq_lane_f32(dd, 0), dm = vgetq_lane_f32(dd, 1);
-    return (dw * da) * (float)isum - (dm * da) * (float)imin;
-}
-
-static float kq_k_row_q4_K(int64_t nb, const kq_block_q4_K *w, const kq_block_q8_K *a) {
-    float lanes[8] = {0};
-    const uint8x16_t m4 = vdupq_n_u8(0x0F);
-    for (int64_t b = 0; b < nb; b++) {
-        KQ_MCA_BEGIN("vec_dot_q4_K_q8_K_plain:256");
-        uint8x8_t sc, mn;
-        kq_k_scales_k4(w[b].scales, &sc, &mn);
-        int32x4_t s[8];
-        for (int c = 0; c < 4; c++) {
-            const uint8x16_t q0 = vld1q_u8(w[b].qs + 32 * c), q1 = vld1q_u8(w[b].qs + 32 * c + 16);
-            const int8_t *q8 = a[b].qs + 64 * c;
-            s[2 * c] = kq_k_dot32(vreinterpretq_s8_u8(vandq_u8(q0, m4)), vreinterpretq_s8_u8(vandq_u8(q1, m4)),
-                                  vld1q_s8(q8), vld1q_s8(q8 + 16));
-            s[2 * c + 1] = kq_k_dot32(vreinterpretq_s8_u8(vshrq_n_u8(q0, 4)), vreinterpretq_s8_u8(vshrq_n_u8(q1, 4)),
-                                      vld1q_s8(q8 + 32), vld1q_s8(q8 + 48));
-        }
-        const int32_t isum = kq_k_scaled8(s, sc), imin = kq_k_mins8(a[b].bsums, mn);
-        lanes[b & 7] += kq_k_asym(kq_k_h2f_pair(&w[b].d), a[b].d, isum, imin);
-        KQ_MCA_END();
-    }
-    return kq_k_reduce8(lanes);
-}
-
-static float kq_k_row_q5_K(int64_t nb, const kq_block_q5_K *w, const kq_block_q8_K *a) {
-    float lanes[8] = {0};
-    const uint8x16_t m5 = vdupq_n_u8(0x1F);
-    for (int64_t b = 0; b < nb; b++) {
-        KQ_MCA_BEGIN("vec_dot_q5_K_q8_K_plain:256");
-        uint8x8_t sc, mn;
-        kq_k_scales_k4(w[b].scales, &sc, &mn);
-        uint8x16_t h0 = vld1q_u8(w[b].qh), h1 = vld1q_u8(w[b].qh + 16);
-        int32x4_t s[8];
-        for (int c = 0; c < 4; c++) {
-            const uint8x16_t q0 = vld1q_u8(w[b].qs + 32 * c), q1 = vld1q_u8(w[b].qs + 32 * c + 16);
-            const int8_t *q8 = a[b].qs + 64 * c;
-            /* code = nibble | (qh bit << 4): SLI/SRI merge the nibble and the shifted qh byte */
-            const uint8x16_t l0 = vandq_u8(vsliq_n_u8(q0, h0, 4), m5), l1 = vandq_u8(vsliq_n_u8(q1, h1, 4), m5);
-            const uint8x16_t u0 = vandq_u8(vsriq_n_u8(vshlq_n_u8(h0, 3), q0, 4), m5);
-            const uint8x16_t u1 = vandq_u8(vsriq_n_u8(vshlq_n_u8(h1, 3), q1, 4), m5);
-            s[2 * c] = kq_k_dot32(vreinterpretq_s8_u8(l0), vreinterpretq_s8_u8(l1), vld1q_s8(q8), vld1q_s8(q8 + 16));
-            s[2 * c + 1] = kq_k_dot32(vreinterpretq_s8_u8(u0), vreinterpretq_s8_u8(u1), vld1q_s8(q8 + 32), vld1q_s8(q8 + 48));
-            h0 = vshrq_n_u8(h0, 2);
-            h1 = vshrq_n_u8(h1, 2);
-        }
-        const int32_t isum = kq_k_scaled8(s, sc), imin = kq_k_mins8(a[b].bsums, mn);
-        lanes[b & 7] += kq_k_asym(kq_k_h2f_pair(&w[b].d), a[b].d, isum, imin);
-        KQ_MCA_END();
-    }
-    return kq_k_reduce8(lanes);
-}
-
-/* Sum over 16 sub-blocks of scales[j] * (sum of the lanes of s[j]). */
-static inline int32_t kq_k_scaled16(const int32x4_t s[16], const int8_t *scales) {
-    const int8x16_t sc8 = vld1q_s8(scales);
-    const int16x8_t lo = vmovl_s8(vget_low_s8(sc8)), hi = vmovl_high_s8(sc8);
-    const int32x4_t sc[4] = {vmovl_s16(vget_low_s16(lo)), vmovl_high_s16(lo), vmovl_s16(vget_low_s16(hi)),
-                             vmovl_high_s16(hi)};
-    int32x4_t t = vdupq_n_s32(0);
-    for (int g = 0; g < 4; g++) {
-        const int32x4_t *v = s + 4 * g;
-        t = vmlaq_s32(t, vpaddq_s32(vpaddq_s32(v[0], v[1]), vpaddq_s32(v[2], v[3])), sc[g]);
-    }
-    return vaddvq_s32(t);
-}
-
-static float kq_k_row_q6_K(int64_t nb, const kq_block_q6_K *w, const kq_block_q8_K *a) {
-    float lanes[8] = {0};
-    const int8x16_t b32 = vdupq_n_s8(32);
-    for (int64_t b = 0; b < nb; b++) {
-        KQ_MCA_BEGIN("vec_dot_q6_K_q8_K_plain:256");
-        int32x4_t s[16];
-        for (int h = 0; h < 2; h++) {
-            uint8x16_t u[8];
-            kq_k_q6_codes(w[b].ql + 64 * h, w[b].qh + 32 * h, u);
-            for (int j = 0; j < 8; j++) /* the code minus 32 times the activation, |.| <= 32*128 */
-                s[8 * h + j] = kq_k_dot16(vsubq_s8(vreinterpretq_s8_u8(u[j]), b32), vld1q_s8(a[b].qs + 128 * h + 16 * j));
-        }
-        const int32_t isum = kq_k_scaled16(s, w[b].scales);
-        lanes[b & 7] += (kq_k_h2f(w[b].d) * a[b].d) * (float)isum;
-        KQ_MCA_END();
-    }
-    return kq_k_reduce8(lanes);
-}
-
-static void kq_vec_dot_q4_K_q8_K_neon(int64_t n, float *s, const void *w, size_t w_stride, const void *a, int nrc) {
-    for (int r = 0; r < nrc; r++)
-        s[r] = kq_k_row_q4_K(n / KQ_QK_K, (const kq_block_q4_K *)((const char *)w + (size_t)r * w_stride), a);
-}
-
-static void kq_vec_dot_q5_K_q8_K_neon(int64_t n, float *s, const void *w, size_t w_stride, const void *a, int nrc) {
-    for (int r = 0; r < nrc; r++)
-        s[r] = kq_k_row_q5_K(n / KQ_QK_K, (const kq_block_q5_K *)((const char *)w + (size_t)r * w_stride), a);
-}
-
-static void kq_vec_dot_q6_K_q8_K_neon(int64_t n, float *s, const void *w, size_t w_stride, const void *a, int nrc) {
-    for (int r = 0; r < nrc; r++)
-        s[r] = kq_k_row_q6_K(n / KQ_QK_K, (const kq_block_q6_K *)((const char *)w + (size_t)r * w_stride), a);
-}
+KQ_K_DEFINE_VEC_DOTS(neon, "_plain", kq_k_dot32, kq_k_dot16) /* regions vec_dot_q4_K_q8_K_plain:256 .. q6_K */
 
 static const kq_kernel_override kq_neon_k_rows[] = {
     {KQ_TYPE_Q2_K, NULL, kq_dequantize_row_q2_K_neon, NULL},

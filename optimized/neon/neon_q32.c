@@ -20,23 +20,13 @@
 #include <string.h>
 
 #include "fp16.h"
-#include "kq_mca.h"
 #include "kq_neon.h"
+#include "kq_neon_common.h"
 #include "kq_ref.h"
 
 /* ---- small helpers -------------------------------------------------------------------------- */
 
 static inline void kq_store_half(void *p, uint16_t h) { memcpy(p, &h, 2); }
-static inline uint16_t kq_load_half(const void *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return h;
-}
-
-/* fp16 -> f32 by FCVTL: identical to kq_f16_to_f32 for every half, NaN included. */
-static inline float kq_half_to_f32(uint16_t h) {
-    return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0);
-}
 
 /* f32 -> fp16 by FCVTN (round to nearest even): identical to kq_f32_to_f16. */
 static inline uint16_t kq_f32_to_half(float f) {
@@ -397,67 +387,35 @@ static float kq_asym_block(const float *x, int levels, uint8x16_t u[2], float *m
     return d;
 }
 
-static void kq_quantize_row_q4_0_neon(const float *x, void *y, int64_t n) {
-    kq_block_q4_0 *b = y;
-    uint8x16_t u[2];
-    for (int64_t i = 0; i < n / KQ_QK; i++) {
-        kq_store_half(&b[i].d, kq_f32_to_half(kq_sym_block(x + i * KQ_QK, 8, u)));
-        kq_store_nibbles(u, b[i].qs);
-    }
-}
-
-static void kq_quantize_row_q5_0_neon(const float *x, void *y, int64_t n) {
-    kq_block_q5_0 *b = y;
-    uint8x16_t u[2];
-    for (int64_t i = 0; i < n / KQ_QK; i++) {
-        kq_store_half(&b[i].d, kq_f32_to_half(kq_sym_block(x + i * KQ_QK, 16, u)));
-        kq_store_nibbles(u, b[i].qs);
-        kq_store_high_bits(u, b[i].qh);
-    }
-}
-
-static void kq_quantize_row_q4_1_neon(const float *x, void *y, int64_t n) {
-    kq_block_q4_1 *b = y;
+/* A row of q4_0 / q5_0 (sym: d) or q4_1 / q5_1 (asym: d, m), with qh for q5: the fields in block
+ * order d [m] [qh] qs, qs the last 16 bytes and qh the 4 before them (checked below). */
+KQ_AI void kq_quantize_row_q45(const float *x, void *y, int64_t n, size_t bsz, int levels, int asym, int q5) {
     uint8x16_t u[2];
     float min;
     for (int64_t i = 0; i < n / KQ_QK; i++) {
-        kq_store_half(&b[i].d, kq_f32_to_half(kq_asym_block(x + i * KQ_QK, 16, u, &min)));
-        kq_store_half(&b[i].m, kq_f32_to_half(min));
-        kq_store_nibbles(u, b[i].qs);
+        uint8_t *b = (uint8_t *)y + (size_t)i * bsz;
+        if (asym) {
+            kq_store_half(b, kq_f32_to_half(kq_asym_block(x + i * KQ_QK, levels, u, &min)));
+            kq_store_half(b + 2, kq_f32_to_half(min));
+        } else {
+            kq_store_half(b, kq_f32_to_half(kq_sym_block(x + i * KQ_QK, levels / 2, u)));
+        }
+        kq_store_nibbles(u, b + bsz - 16);
+        if (q5) kq_store_high_bits(u, b + bsz - 20);
     }
 }
+_Static_assert(offsetof(kq_block_q4_0, qs) == sizeof(kq_block_q4_0) - 16 && offsetof(kq_block_q4_1, m) == 2 &&
+                   offsetof(kq_block_q4_1, qs) == sizeof(kq_block_q4_1) - 16 &&
+                   offsetof(kq_block_q5_0, qh) == sizeof(kq_block_q5_0) - 20 &&
+                   offsetof(kq_block_q5_1, m) == 2 && offsetof(kq_block_q5_1, qh) == sizeof(kq_block_q5_1) - 20,
+               "q4/q5 block layout");
 
-static void kq_quantize_row_q5_1_neon(const float *x, void *y, int64_t n) {
-    kq_block_q5_1 *b = y;
-    uint8x16_t u[2];
-    float min;
-    for (int64_t i = 0; i < n / KQ_QK; i++) {
-        kq_store_half(&b[i].d, kq_f32_to_half(kq_asym_block(x + i * KQ_QK, 32, u, &min)));
-        kq_store_half(&b[i].m, kq_f32_to_half(min));
-        kq_store_nibbles(u, b[i].qs);
-        kq_store_high_bits(u, b[i].qh);
-    }
-}
+static void kq_quantize_row_q4_0_neon(const float *x, void *y, int64_t n) { kq_quantize_row_q45(x, y, n, sizeof(kq_block_q4_0), 16, 0, 0); }
+static void kq_quantize_row_q5_0_neon(const float *x, void *y, int64_t n) { kq_quantize_row_q45(x, y, n, sizeof(kq_block_q5_0), 32, 0, 1); }
+static void kq_quantize_row_q4_1_neon(const float *x, void *y, int64_t n) { kq_quantize_row_q45(x, y, n, sizeof(kq_block_q4_1), 16, 1, 0); }
+static void kq_quantize_row_q5_1_neon(const float *x, void *y, int64_t n) { kq_quantize_row_q45(x, y, n, sizeof(kq_block_q5_1), 32, 1, 1); }
 
 /* ---- dequantize ------------------------------------------------------------------------------- */
-
-/* 16 signed codes (already offset) times d: y[j] = (float)c[j] * d */
-static inline void kq_store_scaled_s8(int8x16_t c, float d, float *y) {
-    const int16x8_t lo = vmovl_s8(vget_low_s8(c)), hi = vmovl_high_s8(c);
-    vst1q_f32(y, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo))), d));
-    vst1q_f32(y + 4, vmulq_n_f32(vcvtq_f32_s32(vmovl_high_s16(lo)), d));
-    vst1q_f32(y + 8, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi))), d));
-    vst1q_f32(y + 12, vmulq_n_f32(vcvtq_f32_s32(vmovl_high_s16(hi)), d));
-}
-
-/* 16 unsigned codes: y[j] = (float)u[j] * d + m, two roundings as in the reference */
-static inline void kq_store_affine_u8(uint8x16_t u, float d, float m, float *y) {
-    const uint16x8_t lo = vmovl_u8(vget_low_u8(u)), hi = vmovl_high_u8(u);
-    const uint32x4_t w[4] = {vmovl_u16(vget_low_u16(lo)), vmovl_high_u16(lo), vmovl_u16(vget_low_u16(hi)),
-                             vmovl_high_u16(hi)};
-    const float32x4_t vm = vdupq_n_f32(m);
-    for (int k = 0; k < 4; k++) vst1q_f32(y + 4 * k, vaddq_f32(vmulq_n_f32(vcvtq_f32_u32(w[k]), d), vm));
-}
 
 /* the 32 5-bit codes of a q5 block: nibbles | (qh bit j) << 4 */
 static inline void kq_unpack_5bit_neon(const uint8_t *qs, const uint8_t *qh, uint8x16_t u[2]) {

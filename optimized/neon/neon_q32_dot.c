@@ -11,117 +11,34 @@
  * lane; the int16 sums stay exact as long as they are widened in time: q4 (|product| <= 1920) sums
  * 16 products in int16, q5 (<= 3968) 8, q8_0 (<= 16384) widens every product pair (SADALP).
  * Everything else (nibbles by shifts, shift-inserts and TBL, four blocks per reduction, conversion,
- * scale and lane add; fp16 scales gathered in general registers) follows neon_q32_dotprod.c. */
+ * scale and lane add; fp16 scales gathered in general registers) is shared with neon_q32_dotprod.c
+ * (kq_neon_common.h); this file brings only its integer dots. */
 #include <arm_neon.h>
-#include <string.h>
 
-#include "kq_mca.h"
 #include "kq_neon.h"
-
-/* ---- shared pieces ---------------------------------------------------------------------------- */
-
-static inline uint64_t kq_u16(const void *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return h;
-}
-
-static inline uint32_t kq_u32(const void *p) {
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
-/* Four fp16 values at p, p + stride, ... widened to f32 (FCVTL: exact, as kq_f16_to_f32). */
-static inline float32x4_t kq_h4(const void *p, size_t stride) {
-    const uint8_t *c = p;
-    const uint64_t v = kq_u16(c) | kq_u16(c + stride) << 16 | kq_u16(c + 2 * stride) << 32 | kq_u16(c + 3 * stride) << 48;
-    return vcvt_f32_f16(vreinterpret_f16_u64(vcreate_u64(v)));
-}
-
-/* The fp16 pairs (d, m) or (d, s) of blocks 0 and 2 (or 1 and 3) of a group at p: one 32-bit load
- * each, widened to [d0, m0, d2, m2]. */
-static inline float32x4_t kq_pairs(const void *p, size_t stride) {
-    const uint8_t *c = p;
-    const uint64_t v = (uint64_t)kq_u32(c) | (uint64_t)kq_u32(c + 2 * stride) << 32;
-    return vcvt_f32_f16(vreinterpret_f16_u64(vcreate_u64(v)));
-}
-
-static inline float kq_h1(const void *p) {
-    return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u64(vcreate_u64(kq_u16(p)))), 0);
-}
-
-/* Constants, kept in registers across the loop. */
-typedef struct {
-    uint8x16_t zero, bcast_lo, bcast_hi;
-    int8x16_t bitpos, t8;
-} kq_k;
-
-/* Loads the compiler must not merge with an equal one (volatile), at any alignment. */
-typedef uint8x16_t kq_u8x16_any __attribute__((aligned(1)));
-
-/* The 16 bytes at p, loaded once more. A shift-insert overwrites its destination, so a value that
- * also feeds another instruction is copied first (a 128-bit mov) whenever the scheduler puts the
- * shift-insert first; a second load gives it its own copy for free. */
-static inline uint8x16_t kq_reload(const uint8_t *p) { return *(const volatile kq_u8x16_any *)p; }
-
-/* Four blocks' int32x4 partial sums -> the four block sums (exact). */
-static inline int32x4_t kq_sum4(int32x4_t s0, int32x4_t s1, int32x4_t s2, int32x4_t s3) {
-    return vpaddq_s32(vpaddq_s32(s0, s1), vpaddq_s32(s2, s3));
-}
-
-/* Four activation blocks: codes (lo/hi 16 of each block), d (q8_0) or the (d, s) pairs of blocks
- * 0, 2 and 1, 3 (q8_1). */
-typedef struct {
-    int8x16_t q[8];
-    float32x4_t d, ds02, ds13;
-} kq_agrp;
-
-static inline void kq_load_q8_0x4(const kq_block_q8_0 *a, kq_agrp *g) {
-    for (int i = 0; i < 4; i++) {
-        g->q[2 * i] = vld1q_s8(a[i].qs);
-        g->q[2 * i + 1] = vld1q_s8(a[i].qs + 16);
-    }
-    g->d = kq_h4(&a->d, sizeof(*a));
-}
-
-static inline void kq_load_q8_1x4(const kq_block_q8_1 *a, kq_agrp *g) {
-    for (int i = 0; i < 4; i++) {
-        g->q[2 * i] = vld1q_s8(a[i].qs);
-        g->q[2 * i + 1] = vld1q_s8(a[i].qs + 16);
-    }
-    g->ds02 = kq_pairs(&a[0].d, sizeof(*a));
-    g->ds13 = kq_pairs(&a[1].d, sizeof(*a));
-}
+#include "kq_neon_common.h"
 
 static inline kq_k kq_consts(void) {
-    static const uint8_t lo[16] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1};
-    static const uint8_t hi[16] = {2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3};
-    static const int8_t pos[16] = {7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5, 4, 3, 2, 1, 0};
-    kq_k k;
     static const int8_t t8[16] = {-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7};
-    k.zero = vdupq_n_u8(0);
-    k.bcast_lo = vld1q_u8(lo);
-    k.bcast_hi = vld1q_u8(hi);
-    k.bitpos = vld1q_s8(pos);
-    k.t8 = vld1q_s8(t8);
-    return k;
-}
-
-/* 5th bits of a q5 block: lane j of *lo (element j) / *hi (element 16 + j) gets bit j / 16 + j of
- * qh in its sign bit (the other bits are garbage). */
-static inline void kq_qh_sign(uint32_t qh, kq_k *k, uint8x16_t *lo, uint8x16_t *hi) {
-    const uint8x16_t q = vreinterpretq_u8_u32(vdupq_n_u32(qh));
-    *lo = vshlq_u8(vqtbl1q_u8(q, k->bcast_lo), k->bitpos);
-    *hi = vshlq_u8(vqtbl1q_u8(q, k->bcast_hi), k->bitpos);
+    return kq_consts_nib(t8);
 }
 
 /* Four products per int16 lane: w0 . a0 (16 codes) + w1 . a1 (16 codes). */
-static inline int16x8_t kq_mul2(int8x16_t w0, int8x16_t a0, int8x16_t w1, int8x16_t a1) {
+static inline int16x8_t kq_mul2(kq_k *k, int8x16_t w0, int8x16_t a0, int8x16_t w1, int8x16_t a1) {
+    (void)k;
     int16x8_t p = vmull_s8(vget_low_s8(w0), vget_low_s8(a0));
     p = vmlal_high_s8(p, w0, a0);
     p = vmlal_s8(p, vget_low_s8(w1), vget_low_s8(a1));
     return vmlal_high_s8(p, w1, a1);
+}
+
+/* Two products of +-128 * +-128 overflow int16, so every SMULL is widened on its own. */
+static inline int32x4_t kq_mul2_q8(kq_k *k, int8x16_t w0, int8x16_t a0, int8x16_t w1, int8x16_t a1) {
+    (void)k;
+    int32x4_t s = vpaddlq_s16(vmull_s8(vget_low_s8(w0), vget_low_s8(a0)));
+    s = vpadalq_s16(s, vmull_high_s8(w0, a0));
+    s = vpadalq_s16(s, vmull_s8(vget_low_s8(w1), vget_low_s8(a1)));
+    return vpadalq_s16(s, vmull_high_s8(w1, a1));
 }
 
 /* Four blocks' int16x8 products -> the four block sums. q4: 16 products per int16 lane before
@@ -134,214 +51,5 @@ static inline int32x4_t kq_sum4_q5(int16x8_t p0, int16x8_t p1, int16x8_t p2, int
     return vpaddq_s32(vpaddlq_s16(vpaddq_s16(p0, p1)), vpaddlq_s16(vpaddq_s16(p2, p3)));
 }
 
-/* ---- per-block products: int16x8 (q8_0: int32x4) partial sums of isum --------------------------- */
-
-/* TBL maps a nibble u to u - 8; the nibbles are qs >> 4 and qs & 0x0F (SLI of zero). */
-static inline int16x8_t kq_blk_q4_0(const kq_block_q4_0 *w, int8x16_t a0, int8x16_t a1, kq_k *k) {
-    const int8x16_t hi = vqtbl1q_s8(k->t8, vshrq_n_u8(vld1q_u8(w->qs), 4));
-    const int8x16_t lo = vqtbl1q_s8(k->t8, vsliq_n_u8(kq_reload(w->qs), k->zero, 4));
-    return kq_mul2(lo, a0, hi, a1);
-}
-
-static inline int16x8_t kq_blk_q4_1(const kq_block_q4_1 *w, int8x16_t a0, int8x16_t a1, kq_k *k) {
-    const uint8x16_t hi = vshrq_n_u8(vld1q_u8(w->qs), 4);
-    const uint8x16_t lo = vsliq_n_u8(kq_reload(w->qs), k->zero, 4);
-    return kq_mul2(vreinterpretq_s8_u8(lo), a0, vreinterpretq_s8_u8(hi), a1);
-}
-
-/* Codes u - 16 as int8: see neon_q32_dotprod.c (inverted qh, sign bit spread over the top nibble). */
-static inline int16x8_t kq_blk_q5_0(const kq_block_q5_0 *w, int8x16_t a0, int8x16_t a1, kq_k *k) {
-    uint32_t inv = ~kq_u32(w->qh);
-    __asm__("" : "+r"(inv)); /* keep the inversion in the integer pipes */
-    uint8x16_t slo, shi;
-    kq_qh_sign(inv, k, &slo, &shi);
-    const uint8x16_t b = vld1q_u8(w->qs);
-    const uint8x16_t mlo = vreinterpretq_u8_s8(vshrq_n_s8(vreinterpretq_s8_u8(slo), 3));
-    const uint8x16_t mhi = vreinterpretq_u8_s8(vshrq_n_s8(vreinterpretq_s8_u8(shi), 3));
-    const uint8x16_t hi = vsriq_n_u8(mhi, b, 4);
-    const uint8x16_t lo = vsriq_n_u8(mlo, vshlq_n_u8(b, 4), 4);
-    return kq_mul2(vreinterpretq_s8_u8(lo), a0, vreinterpretq_s8_u8(hi), a1);
-}
-
-static inline int16x8_t kq_blk_q5_1(const kq_block_q5_1 *w, int8x16_t a0, int8x16_t a1, kq_k *k) {
-    uint32_t qh = kq_u32(w->qh);
-    __asm__("" : "+r"(qh)); /* DUP from a general register (one micro-op), not load + lane DUP */
-    uint8x16_t slo, shi;
-    kq_qh_sign(qh, k, &slo, &shi);
-    const uint8x16_t b = vld1q_u8(w->qs);
-    const uint8x16_t hi = vsriq_n_u8(vshrq_n_u8(shi, 3), b, 4);
-    const uint8x16_t lo = vsriq_n_u8(vshrq_n_u8(slo, 3), vshlq_n_u8(b, 4), 4);
-    return kq_mul2(vreinterpretq_s8_u8(lo), a0, vreinterpretq_s8_u8(hi), a1);
-}
-
-/* Two products of +-128 * +-128 overflow int16, so every SMULL is widened on its own. */
-static inline int32x4_t kq_blk_q8_0(const kq_block_q8_0 *w, int8x16_t a0, int8x16_t a1, kq_k *k) {
-    (void)k;
-    const int8x16_t w0 = vld1q_s8(w->qs), w1 = vld1q_s8(w->qs + 16);
-    int32x4_t s = vpaddlq_s16(vmull_s8(vget_low_s8(w0), vget_low_s8(a0)));
-    s = vpadalq_s16(s, vmull_high_s8(w0, a0));
-    s = vpadalq_s16(s, vmull_s8(vget_low_s8(w1), vget_low_s8(a1)));
-    return vpadalq_s16(s, vmull_high_s8(w1, a1));
-}
-
-/* ---- contributions of four blocks (one float lane each) ---------------------------------------- */
-
-static inline float32x4_t kq_c_sym(int32x4_t isum, float32x4_t dw, float32x4_t da) {
-    return vmulq_f32(vcvtq_f32_s32(isum), vmulq_f32(dw, da));
-}
-
-/* One multiply gives d_w * d_a and m_w * s_a of two blocks; TRN1/TRN2 (one micro-op each) sort
- * them into the four d_w * d_a and the four m_w * s_a. */
-static inline float32x4_t kq_c_asym(int32x4_t isum, const void *wdm, size_t stride, const kq_agrp *g) {
-    const float32x4_t p02 = vmulq_f32(kq_pairs(wdm, stride), g->ds02);
-    const float32x4_t p13 = vmulq_f32(kq_pairs((const uint8_t *)wdm + stride, stride), g->ds13);
-    return vaddq_f32(vmulq_f32(vcvtq_f32_s32(isum), vtrn1q_f32(p02, p13)), vtrn2q_f32(p02, p13));
-}
-
-#define KQ_SUM4X(sum, fmt, w, g, k)                                                              \
-    sum(kq_blk_##fmt((w) + 0, (g)->q[0], (g)->q[1], k), kq_blk_##fmt((w) + 1, (g)->q[2], (g)->q[3], k), \
-            kq_blk_##fmt((w) + 2, (g)->q[4], (g)->q[5], k), kq_blk_##fmt((w) + 3, (g)->q[6], (g)->q[7], k))
-
-static inline float32x4_t kq_grp_q4_0(const kq_block_q4_0 *w, const kq_agrp *g, kq_k *k) {
-    const float32x4_t dd = vmulq_f32(kq_h4(&w->d, sizeof(*w)), g->d);
-    return vmulq_f32(vcvtq_f32_s32(KQ_SUM4X(kq_sum4_q4, q4_0, w, g, k)), dd);
-}
-
-static inline float32x4_t kq_grp_q5_0(const kq_block_q5_0 *w, const kq_agrp *g, kq_k *k) {
-    return kq_c_sym(KQ_SUM4X(kq_sum4_q5, q5_0, w, g, k), kq_h4(&w->d, sizeof(*w)), g->d);
-}
-
-static inline float32x4_t kq_grp_q8_0(const kq_block_q8_0 *w, const kq_agrp *g, kq_k *k) {
-    return kq_c_sym(KQ_SUM4X(kq_sum4, q8_0, w, g, k), kq_h4(&w->d, sizeof(*w)), g->d);
-}
-
-static inline float32x4_t kq_grp_q4_1(const kq_block_q4_1 *w, const kq_agrp *g, kq_k *k) {
-    return kq_c_asym(KQ_SUM4X(kq_sum4_q4, q4_1, w, g, k), &w->d, sizeof(*w), g);
-}
-
-static inline float32x4_t kq_grp_q5_1(const kq_block_q5_1 *w, const kq_agrp *g, kq_k *k) {
-    return kq_c_asym(KQ_SUM4X(kq_sum4_q5, q5_1, w, g, k), &w->d, sizeof(*w), g);
-}
-
-/* ---- one block at a time (the < 4 blocks after the last group) --------------------------------- */
-
-static inline float kq_one_sym(int32_t isum, const void *dw, const void *da) {
-    return (float)isum * (kq_h1(dw) * kq_h1(da));
-}
-
-static inline float kq_one_asym(int32_t isum, const void *dw, const void *mw, const kq_block_q8_1 *a) {
-    return (float)isum * (kq_h1(dw) * kq_h1(&a->d)) + kq_h1(mw) * kq_h1(&a->s);
-}
-
-#define KQ_ISUM1(fmt, w, a, k) kq_hsum(kq_blk_##fmt(w, vld1q_s8((a)->qs), vld1q_s8((a)->qs + 16), k))
-
-static inline int32_t kq_hsum_s16(int16x8_t p) { return vaddvq_s32(vpaddlq_s16(p)); }
-static inline int32_t kq_hsum_s32(int32x4_t p) { return vaddvq_s32(p); }
-#define kq_hsum(v) _Generic((v), int16x8_t: kq_hsum_s16, int32x4_t: kq_hsum_s32)(v)
-
-static float kq_one_q4_0(const kq_block_q4_0 *w, const kq_block_q8_0 *a, kq_k *k) {
-    return kq_one_sym(KQ_ISUM1(q4_0, w, a, k), &w->d, &a->d);
-}
-static float kq_one_q5_0(const kq_block_q5_0 *w, const kq_block_q8_0 *a, kq_k *k) {
-    return kq_one_sym(KQ_ISUM1(q5_0, w, a, k), &w->d, &a->d);
-}
-static float kq_one_q8_0(const kq_block_q8_0 *w, const kq_block_q8_0 *a, kq_k *k) {
-    return kq_one_sym(KQ_ISUM1(q8_0, w, a, k), &w->d, &a->d);
-}
-static float kq_one_q4_1(const kq_block_q4_1 *w, const kq_block_q8_1 *a, kq_k *k) {
-    return kq_one_asym(KQ_ISUM1(q4_1, w, a, k), &w->d, &w->m, a);
-}
-static float kq_one_q5_1(const kq_block_q5_1 *w, const kq_block_q8_1 *a, kq_k *k) {
-    return kq_one_asym(KQ_ISUM1(q5_1, w, a, k), &w->d, &w->m, a);
-}
-
-/* The 8 lanes in the contract's order: acc0 holds lanes 0-3, acc1 lanes 4-7. Blocks first..nb-1
- * (fewer than 4) are added one by one into their lanes, as the reference does. */
-static inline float kq_finish(float32x4_t acc0, float32x4_t acc1, const float *tail, int64_t first, int64_t nb) {
-    float lane[8];
-    vst1q_f32(lane, acc0);
-    vst1q_f32(lane + 4, acc1);
-    for (int64_t b = first; b < nb; b++) lane[b % 8] += tail[b - first];
-    return ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7]));
-}
-
-/* ---- the drivers: 8 blocks (two groups of 4, lanes 0-3 and 4-7) per pass, 1 or 2 rows ---------- */
-
-#define KQ_DEFINE_VEC_DOT(fmt, wtype, atype, aload, name1, name2)                                   \
-    static float kq_dot1_##fmt(int64_t nb, const wtype *w, const atype *a) {                        \
-        kq_k k = kq_consts();                                                                 \
-        float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);                             \
-        kq_agrp g;                                                                                  \
-        int64_t b = 0;                                                                              \
-        for (; b + 8 <= nb; b += 8) {                                                               \
-            KQ_MCA_BEGIN(name1);                                                                    \
-            aload(a + b, &g);                                                                       \
-            acc0 = vaddq_f32(acc0, kq_grp_##fmt(w + b, &g, &k));                                    \
-            aload(a + b + 4, &g);                                                                   \
-            acc1 = vaddq_f32(acc1, kq_grp_##fmt(w + b + 4, &g, &k));                                \
-            KQ_MCA_END();                                                                           \
-        }                                                                                           \
-        if (b + 4 <= nb) {                                                                          \
-            aload(a + b, &g);                                                                       \
-            acc0 = vaddq_f32(acc0, kq_grp_##fmt(w + b, &g, &k));                                    \
-            b += 4;                                                                                 \
-        }                                                                                           \
-        float tail[3];                                                                              \
-        for (int64_t t = b; t < nb; t++) tail[t - b] = kq_one_##fmt(w + t, a + t, &k);              \
-        return kq_finish(acc0, acc1, tail, b, nb);                                                  \
-    }                                                                                               \
-    static void kq_dot2_##fmt(int64_t nb, float *s, const wtype *w0, const wtype *w1, const atype *a) { \
-        kq_k k = kq_consts();                                                                 \
-        float32x4_t acc00 = vdupq_n_f32(0.0f), acc01 = vdupq_n_f32(0.0f);                           \
-        float32x4_t acc10 = vdupq_n_f32(0.0f), acc11 = vdupq_n_f32(0.0f);                           \
-        kq_agrp g;                                                                                  \
-        int64_t b = 0;                                                                              \
-        for (; b + 8 <= nb; b += 8) {                                                               \
-            KQ_MCA_BEGIN(name2);                                                                    \
-            aload(a + b, &g);                                                                       \
-            acc00 = vaddq_f32(acc00, kq_grp_##fmt(w0 + b, &g, &k));                                 \
-            acc10 = vaddq_f32(acc10, kq_grp_##fmt(w1 + b, &g, &k));                                 \
-            aload(a + b + 4, &g);                                                                   \
-            acc01 = vaddq_f32(acc01, kq_grp_##fmt(w0 + b + 4, &g, &k));                             \
-            acc11 = vaddq_f32(acc11, kq_grp_##fmt(w1 + b + 4, &g, &k));                             \
-            KQ_MCA_END();                                                                           \
-        }                                                                                           \
-        if (b + 4 <= nb) {                                                                          \
-            aload(a + b, &g);                                                                       \
-            acc00 = vaddq_f32(acc00, kq_grp_##fmt(w0 + b, &g, &k));                                 \
-            acc10 = vaddq_f32(acc10, kq_grp_##fmt(w1 + b, &g, &k));                                 \
-            b += 4;                                                                                 \
-        }                                                                                           \
-        float tail0[3], tail1[3];                                                                   \
-        for (int64_t t = b; t < nb; t++) {                                                          \
-            tail0[t - b] = kq_one_##fmt(w0 + t, a + t, &k);                                         \
-            tail1[t - b] = kq_one_##fmt(w1 + t, a + t, &k);                                         \
-        }                                                                                           \
-        s[0] = kq_finish(acc00, acc01, tail0, b, nb);                                               \
-        s[1] = kq_finish(acc10, acc11, tail1, b, nb);                                               \
-    }                                                                                               \
-    static void kq_vec_dot_##fmt##_plain(int64_t n, float *s, const void *w, size_t w_stride, const void *a, int nrc) { \
-        const int64_t nb = n / KQ_QK;                                                               \
-        const char *wr = w;                                                                         \
-        int r = 0;                                                                                  \
-        for (; r + 2 <= nrc; r += 2)                                                                \
-            kq_dot2_##fmt(nb, s + r, (const wtype *)(wr + (size_t)r * w_stride),                    \
-                          (const wtype *)(wr + (size_t)(r + 1) * w_stride), a);                     \
-        if (r < nrc) s[r] = kq_dot1_##fmt(nb, (const wtype *)(wr + (size_t)r * w_stride), a);       \
-    }
-
-KQ_DEFINE_VEC_DOT(q4_0, kq_block_q4_0, kq_block_q8_0, kq_load_q8_0x4, "vec_dot_q4_0_q8_0:256", "vec_dot_q4_0_q8_0_x2:512")
-KQ_DEFINE_VEC_DOT(q4_1, kq_block_q4_1, kq_block_q8_1, kq_load_q8_1x4, "vec_dot_q4_1_q8_1:256", "vec_dot_q4_1_q8_1_x2:512")
-KQ_DEFINE_VEC_DOT(q5_0, kq_block_q5_0, kq_block_q8_0, kq_load_q8_0x4, "vec_dot_q5_0_q8_0:256", "vec_dot_q5_0_q8_0_x2:512")
-KQ_DEFINE_VEC_DOT(q5_1, kq_block_q5_1, kq_block_q8_1, kq_load_q8_1x4, "vec_dot_q5_1_q8_1:256", "vec_dot_q5_1_q8_1_x2:512")
-KQ_DEFINE_VEC_DOT(q8_0, kq_block_q8_0, kq_block_q8_0, kq_load_q8_0x4, "vec_dot_q8_0_q8_0:256", "vec_dot_q8_0_q8_0_x2:512")
-
-static const kq_kernel_override kq_rows[] = {
-    {KQ_TYPE_Q4_0, NULL, NULL, kq_vec_dot_q4_0_plain},
-    {KQ_TYPE_Q4_1, NULL, NULL, kq_vec_dot_q4_1_plain},
-    {KQ_TYPE_Q5_0, NULL, NULL, kq_vec_dot_q5_0_plain},
-    {KQ_TYPE_Q5_1, NULL, NULL, kq_vec_dot_q5_1_plain},
-    {KQ_TYPE_Q8_0, NULL, NULL, kq_vec_dot_q8_0_plain},
-};
-
-const kq_override_list kq_neon_q32_dot_list = {kq_rows, sizeof(kq_rows) / sizeof(kq_rows[0])};
+KQ_Q32_DEFINE_VEC_DOTS(plain, kq_neon_q32_dot_list, int16x8_t, kq_mul2, kq_mul2_q8, kq_sum4_q4, kq_sum4_q5, kq_sum4,
+                       q4)
