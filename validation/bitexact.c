@@ -19,6 +19,7 @@
 
 #include "bitexact.h"
 #include "fp16.h"
+#include "gguf.h"
 #include "kq_dispatch.h"
 #include "kq_intn.h"
 #include "kq_ref.h"
@@ -27,6 +28,7 @@
 #define KQ_BX_GUARD 32        /* bytes after every output, which no function may touch */
 #define KQ_BX_MAX_LENGTHS 24
 #define KQ_BX_DEFAULT_SEED 0x6b71u
+#define KQ_BX_GGUF_ROWS 64    /* --gguf: rows of each tensor by default */
 
 /* ==== deterministic random numbers ============================================================== */
 
@@ -663,6 +665,53 @@ long kq_bitexact_compare(const kq_type_traits *ref, const kq_type_traits *impl, 
     return total;
 }
 
+/* ==== a model's own rows ========================================================================= */
+
+kq_type kq_bitexact_fallback_type(kq_type wanted, int64_t n) {
+    if (kq_row_ok(wanted, n)) return wanted;
+    return n % KQ_QK == 0 ? KQ_TYPE_Q8_0 : KQ_TYPE_F16;
+}
+
+/* Rows s .. s+3 of x (wrapping) into c->x; the activation from the row after them. */
+static void kq_bx_load_group(kq_bx_ctx *c, const float *x, int64_t rows, int64_t s) {
+    const size_t n = (size_t)c->n;
+    for (int r = 0; r < KQ_BX_ROWS; r++) memcpy(c->x + (size_t)r * n, x + (size_t)((s + r) % rows) * n, n * sizeof(float));
+    memcpy(c->ax, x + (size_t)((s + KQ_BX_ROWS) % rows) * n, n * sizeof(float));
+}
+
+long kq_bitexact_compare_rows(const kq_type_traits *ref, const kq_type_traits *impl, const float *x, int64_t rows,
+                              int64_t n, const char *label, kq_bitexact_fn_result res[KQ_BX_NFN]) {
+    memset(res, 0, sizeof(*res) * KQ_BX_NFN);
+    if (!ref || !impl || ref->type != impl->type || !ref->quantize_row || !x || rows < 1 || !kq_row_ok(ref->type, n))
+        return -1;
+    const kq_bitexact_options dflt = {0, KQ_BX_DEFAULT_SEED};
+    kq_bx_ctx c;
+    memset(&c, 0, sizeof(c));
+    c.ref = ref, c.impl = impl, c.opt = &dflt, c.res = res;
+    c.act = ref->vec_dot_type != KQ_TYPE_NONE ? kq_ref_traits(ref->vec_dot_type) : NULL;
+    res[KQ_BX_QUANTIZE].present = 1;
+    res[KQ_BX_DEQUANTIZE].present = ref->dequantize_row != NULL;
+    res[KQ_BX_VEC_DOT].present = ref->vec_dot && c.act && c.act->quantize_row;
+    if (kq_bx_alloc(&c, n) != 0) return -1;
+    c.input = label ? label : "rows";
+    char source[32];
+    for (int64_t s = 0; s < rows; s += KQ_BX_ROWS) {
+        kq_bx_load_group(&c, x, rows, s);
+        snprintf(source, sizeof(source), "rows %" PRId64 "+", s); /* "where" gives the offset in the group */
+        c.source = source;
+        kq_rng pad = kq_bx_rng(&c, 0, (int)(s & 0xffff), 5);
+        kq_bx_random_padding(&c, &pad);
+        for (int r = 0; r < KQ_BX_ROWS; r++) kq_bx_quantize_row(&c, r);
+        for (int r = 0; r < KQ_BX_ROWS; r++) kq_bx_dequantize(&c, c.w + (size_t)r * c.stride, r);
+        kq_bx_vec_dot(&c);
+    }
+    c.source = "model rows"; /* not the local buffer once we return */
+    kq_bx_free(&c);
+    long total = 0;
+    for (int f = 0; f < KQ_BX_NFN; f++) total += (long)res[f].mismatches;
+    return total;
+}
+
 /* ==== the command ================================================================================ */
 
 static const char *const kq_bx_fn_names[KQ_BX_NFN] = {"quantize_row", "dequantize_row", "vec_dot"};
@@ -672,12 +721,23 @@ typedef struct {
     int json, quick, quiet;
     uint64_t seed;
     const char *types; /* NULL: all */
+    const char *gguf;  /* --gguf: a model's tensors instead of generated inputs */
+    int64_t max_rows;  /* --max-rows: rows of each tensor (--gguf) */
 } kq_bx_args;
 
 static void kq_bx_help(FILE *f) {
     fprintf(f,
             "usage: kq check bitexact [--impl reference|neon|neon-plain|neon-dotprod|auto] [--types LIST]\n"
             "                         [--quick] [--seed S] [--json] [--quiet] [--help]\n"
+            "       kq check bitexact --gguf MODEL.gguf [--max-rows N] [--impl ...] [--types LIST] [--json]\n"
+            "\n"
+            "  --gguf FILE    check on the model's own weights instead of generated inputs: the first N rows\n"
+            "                 (--max-rows, default %d) of every 2-D f32/f16/bf16 tensor are quantized to each\n"
+            "                 --types type (default: every weight type) by the reference and by the\n"
+            "                 implementation, dequantized by both, and dotted (vec_dot, nrc 1..4) against an\n"
+            "                 activation quantized from another row of the tensor. A row length the type cannot\n"
+            "                 hold is checked as the converter's fallback (q8_0 if a multiple of 32, else f16),\n"
+            "                 listed as \"type->fallback\". 1-D and already quantized tensors are not checked.\n"
             "\n"
             "Proves that an implementation's kernels equal the reference bit for bit: for every type of the\n"
             "reference table and each of its functions, the implementation's quantize_row bytes, dequantize_row\n"
@@ -698,7 +758,7 @@ static void kq_bx_help(FILE *f) {
             "past 8 reduction lanes, e.g. 288 or 2304; floats 1 7 17 33 1000).\n"
             "\n"
             "Float inputs (4 rows each, seeded by seed, case, length and row):\n",
-            KQ_BX_DEFAULT_SEED);
+            KQ_BX_GGUF_ROWS, KQ_BX_DEFAULT_SEED);
     for (size_t k = 0; k < KQ_BX_NCASES; k++) fprintf(f, "  %-20s %s\n", kq_bx_cases[k].name, kq_bx_cases[k].help);
     fprintf(f,
             "\n"
@@ -746,6 +806,18 @@ static int kq_bx_parse(int argc, char **argv, kq_bx_args *a, int *help) {
         } else if (KQ_KEY("--impl")) {
             KQ_VALUE();
             a->impl_name = val;
+        } else if (KQ_KEY("--gguf")) {
+            KQ_VALUE();
+            a->gguf = val;
+        } else if (KQ_KEY("--max-rows")) {
+            KQ_VALUE();
+            char *end;
+            const long long v = strtoll(val, &end, 10);
+            if (!*val || *end || v < 1 || v > (1LL << 30)) {
+                fprintf(stderr, "kq check bitexact: --max-rows wants a positive integer, not '%s'\n", val);
+                return -1;
+            }
+            a->max_rows = (int64_t)v;
         } else if (KQ_KEY("--types")) {
             KQ_VALUE();
             a->types = val;
@@ -956,8 +1028,176 @@ static void kq_bx_footer(const kq_bx_args *a, kq_impl impl, const kq_bx_totals *
            secs, t->mismatches ? "BIT-EXACTNESS FAILED" : "all identical");
 }
 
+/* ==== --gguf: a model's own tensors ============================================================== */
+
+/* Row r of a 2-D float tensor, widened to f32 as the converter does before it quantizes. */
+static void kq_bx_tensor_row(const kq_gguf_tensor *t, int64_t r, float *out) {
+    const int64_t n = t->ne[0];
+    const uint8_t *p = (const uint8_t *)t->data + (size_t)r * kq_row_size(t->type, n);
+    for (int64_t i = 0; i < n; i++) {
+        if (t->type == KQ_TYPE_F32) {
+            memcpy(&out[i], p + 4 * i, 4);
+        } else {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            out[i] = t->type == KQ_TYPE_F16 ? kq_f16_to_f32(h) : kq_bf16_to_f32(h);
+        }
+    }
+}
+
+static int kq_bx_model_tensor(const kq_gguf_tensor *t) {
+    return t->n_dims == 2 && (t->type == KQ_TYPE_F32 || t->type == KQ_TYPE_F16 || t->type == KQ_TYPE_BF16);
+}
+
+/* Default --types of --gguf: every weight type (activation-only q8_1 and q8_K left out). */
+static int kq_bx_weight_type(const kq_type_traits *t) {
+    return t->quantize_row && t->type != KQ_TYPE_Q8_1 && t->type != KQ_TYPE_Q8_K;
+}
+
+typedef struct {
+    kq_type checked;
+    kq_bitexact_fn_result res[KQ_BX_NFN];
+} kq_bx_cached;
+
+static void kq_bx_gguf_print(const kq_bx_args *a, kq_impl impl, const kq_gguf_tensor *t, const kq_type_traits *want,
+                             const kq_bx_cached *c, int first_entry, kq_bx_totals *tot) {
+    const kq_type_traits *chk = kq_ref_traits(c->checked);
+    int native[KQ_BX_NFN];
+    for (int f = 0; f < KQ_BX_NFN; f++) {
+        native[f] = kq_fn_native(impl, c->checked, (kq_fn)f);
+        kq_bx_count(tot, impl, &c->res[f], native[f]);
+    }
+    if (a->json) {
+        printf("%s{\"tensor\":", first_entry ? "" : ",");
+        kq_json_str(stdout, t->name);
+        printf(",\"shape\":[%" PRId64 ",%" PRId64 "],\"source_type\":\"%s\",\"rows\":%" PRId64 ",\"type\":\"%s\","
+               "\"checked_type\":\"%s\",\"type_fallback\":%s,\"functions\":[",
+               t->ne[0], t->ne[1], kq_ref_traits(t->type)->name,
+               t->ne[1] < a->max_rows ? t->ne[1] : a->max_rows, want->name, chk->name,
+               c->checked != want->type ? "true" : "false");
+        for (int f = 0; f < KQ_BX_NFN; f++) {
+            if (f) putchar(',');
+            kq_bx_json_fn(stdout, impl, f, &c->res[f], native[f]);
+        }
+        printf("]}");
+        return;
+    }
+    char tname[48];
+    if (c->checked != want->type) snprintf(tname, sizeof(tname), "%s->%s", want->name, chk->name);
+    else snprintf(tname, sizeof(tname), "%s", want->name);
+    for (int f = 0; f < KQ_BX_NFN; f++) {
+        if (a->quiet && !c->res[f].mismatches) continue;
+        printf("%-28s %-18s %-15s %-10s %8lu %10lu  %s\n", t->name, tname, kq_bx_fn_names[f],
+               kq_bx_code_name(impl, native[f]), c->res[f].cases, c->res[f].mismatches,
+               kq_bx_status(impl, &c->res[f], native[f]));
+        if (c->res[f].has_first) kq_bx_print_first(stdout, chk->name, kq_bx_fn_names[f], &c->res[f].first);
+    }
+}
+
+/* One tensor: its first max_rows rows against every selected type (each checked type once). */
+static int kq_bx_gguf_tensor(const kq_bx_args *a, kq_impl impl, const kq_gguf_tensor *t, const unsigned char *sel,
+                             size_t count, kq_bx_totals *tot, int *entries) {
+    const int64_t n = t->ne[0], rows = t->ne[1] < a->max_rows ? t->ne[1] : a->max_rows;
+    float *x = malloc((size_t)(rows * n) * sizeof(float));
+    kq_bx_cached *cache = calloc(count, sizeof(*cache));
+    int rc = x && cache ? 0 : -1;
+    size_t ncache = 0;
+    for (int64_t r = 0; rc == 0 && r < rows; r++) kq_bx_tensor_row(t, r, x + r * n);
+    int64_t bad = 0;
+    if (rc == 0 && !kq_row_finite(x, rows * n, &bad)) {
+        fprintf(stderr, "kq check bitexact: %s: non-finite weight at row %" PRId64 ", column %" PRId64
+                        " (quantizers are defined for finite input only)\n", t->name, bad / n, bad % n);
+        rc = -1;
+    }
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        if (!sel[i]) continue;
+        const kq_type_traits *want = kq_ref_traits_at(i);
+        const kq_type chk = kq_bitexact_fallback_type(want->type, n);
+        size_t k = 0;
+        while (k < ncache && cache[k].checked != chk) k++;
+        if (k == ncache) {
+            cache[ncache].checked = chk;
+            if (kq_bitexact_compare_rows(kq_ref_traits(chk), kq_traits(impl, chk), x, rows, n, t->name, cache[k].res) < 0) {
+                fprintf(stderr, "kq check bitexact: %s: cannot compare type %s (out of memory?)\n", t->name,
+                        kq_ref_traits(chk)->name);
+                rc = -1;
+                break;
+            }
+            ncache++;
+        }
+        kq_bx_gguf_print(a, impl, t, want, &cache[k], *entries == 0, tot);
+        (*entries)++;
+    }
+    fflush(stdout);
+    free(x);
+    free(cache);
+    return rc;
+}
+
+static int kq_bx_run_gguf(const kq_bx_args *a, kq_impl impl, unsigned char *sel, size_t count, int explicit_types) {
+    char err[512];
+    kq_gguf *g = NULL;
+    if (kq_gguf_open(a->gguf, &g, err, sizeof(err)) != 0) {
+        fprintf(stderr, "kq check bitexact: %s\n", err);
+        return 2;
+    }
+    if (!explicit_types)
+        for (size_t i = 0; i < count; i++) sel[i] = (unsigned char)kq_bx_weight_type(kq_ref_traits_at(i));
+    const kq_cpu_features cpu = kq_cpu();
+    kq_bx_totals tot;
+    memset(&tot, 0, sizeof(tot));
+    const double t0 = kq_bx_now();
+    if (a->json) {
+        printf("{\"impl\":\"%s\",\"self_check\":%s,\"cpu\":{\"asimd\":%s,\"asimddp\":%s,\"fphp\":%s,\"asimdhp\":%s},"
+               "\"gguf\":",
+               kq_impl_name(impl), impl == KQ_IMPL_REFERENCE ? "true" : "false", cpu.asimd ? "true" : "false",
+               cpu.asimddp ? "true" : "false", cpu.fphp ? "true" : "false", cpu.asimdhp ? "true" : "false");
+        kq_json_str(stdout, a->gguf);
+        printf(",\"max_rows\":%" PRId64 ",\"entries\":[", a->max_rows);
+    } else {
+        printf("kq check bitexact: %s against reference on the tensors of %s (first %" PRId64 " rows of each 2-D "
+               "f32/f16/bf16 tensor)\n", kq_impl_name(impl), a->gguf, a->max_rows);
+        printf("%-28s %-18s %-15s %-10s %8s %10s  %s\n", "tensor", "type", "function", "code", "cases", "mismatches",
+               "status");
+    }
+    int entries = 0, tensors = 0, skipped = 0, rc = 0;
+    for (int64_t i = 0; i < kq_gguf_n_tensors(g) && rc == 0; i++) {
+        const kq_gguf_tensor *t = kq_gguf_tensor_at(g, i);
+        if (!kq_bx_model_tensor(t)) {
+            skipped++;
+            continue;
+        }
+        fprintf(stderr, "kq check bitexact: %s\n", t->name); /* progress: big models are slow */
+        rc = kq_bx_gguf_tensor(a, impl, t, sel, count, &tot, &entries);
+        tensors++;
+    }
+    kq_gguf_close(g);
+    if (rc != 0) {
+        if (a->json) printf("]}\n");
+        return 2;
+    }
+    const double secs = kq_bx_now() - t0;
+    if (a->json) {
+        printf("],\"tensors\":%d,\"tensors_not_checked\":%d,\"cases\":%lu,\"mismatches\":%lu,\"native_pass\":%d,"
+               "\"fallback\":%d,\"failed\":%d,\"seconds\":%.3f}\n",
+               tensors, skipped, tot.cases, tot.mismatches, tot.native_pass, tot.fallback, tot.failed, secs);
+    } else {
+        printf("summary: %s on %d tensors of %s (%d 1-D or already quantized, not checked): ", kq_impl_name(impl),
+               tensors, a->gguf, skipped);
+        if (impl == KQ_IMPL_REFERENCE) printf("%d functions self-checked", tot.self);
+        else printf("%d native identical, %d fallback to reference", tot.native_pass, tot.fallback);
+        printf(", %d FAILED; %lu cases, %lu mismatches (%.2f s): %s\n", tot.failed, tot.cases, tot.mismatches, secs,
+               tot.mismatches ? "BIT-EXACTNESS FAILED" : "all identical");
+    }
+    if (tensors == 0) {
+        fprintf(stderr, "kq check bitexact: %s has no 2-D f32/f16/bf16 tensor to check\n", a->gguf);
+        return 2;
+    }
+    return tot.mismatches ? 1 : 0;
+}
+
 int kq_check_bitexact_main(int argc, char **argv) {
-    kq_bx_args a = {"auto", 0, 0, 0, KQ_BX_DEFAULT_SEED, NULL};
+    kq_bx_args a = {"auto", 0, 0, 0, KQ_BX_DEFAULT_SEED, NULL, NULL, KQ_BX_GGUF_ROWS};
     int help = 0;
     if (kq_bx_parse(argc, argv, &a, &help) != 0) return 2;
     if (help) {
@@ -976,6 +1216,11 @@ int kq_check_bitexact_main(int argc, char **argv) {
     if (kq_bx_select(a.types, selected, count) != 0) {
         free(selected);
         return 2;
+    }
+    if (a.gguf) {
+        const int code = kq_bx_run_gguf(&a, impl, selected, count, a.types != NULL);
+        free(selected);
+        return code;
     }
     const kq_bitexact_options opt = {a.quick, a.seed};
     kq_bx_totals tot;

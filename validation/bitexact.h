@@ -45,9 +45,24 @@ typedef struct {
 long kq_bitexact_compare(const kq_type_traits *ref, const kq_type_traits *impl, const kq_bitexact_options *opt,
                          kq_bitexact_fn_result res[KQ_BX_NFN]);
 
+/* The same comparison on given rows: a model's own weights (`kq check bitexact --gguf`). x holds
+ * rows x n finite floats (n a valid row of ref's type). Every row is quantized by both; the
+ * reference's bytes are dequantized by both; vec_dot runs on them (nrc 1..4, groups of 4 rows,
+ * wrapping around when rows < 4) against an activation quantized by the reference from ANOTHER row
+ * of x (the row after each group). label names the rows in mismatch reports (e.g. the tensor).
+ * Fills res like kq_bitexact_compare; returns the mismatches, or -1 (different types, bad n, out of
+ * memory). */
+long kq_bitexact_compare_rows(const kq_type_traits *ref, const kq_type_traits *impl, const float *x, int64_t rows,
+                              int64_t n, const char *label, kq_bitexact_fn_result res[KQ_BX_NFN]);
+
+/* The type the converter stores a tensor of row length n in when `wanted` cannot hold such rows
+ * (convert.h's fallback rule: q8_0 when n is a multiple of 32, else f16); wanted itself when it can. */
+kq_type kq_bitexact_fallback_type(kq_type wanted, int64_t n);
+
 /* `kq check bitexact ...` with argv[0] = "bitexact". Returns 0 if every comparison was identical,
  * 1 on any mismatch, 2 on a usage error (unknown option, type or implementation, or an
- * implementation this binary/CPU cannot run). */
+ * implementation this binary/CPU cannot run). With --gguf FILE the check runs on the model's own
+ * 2-D F32/F16/BF16 tensors instead of generated inputs (same exit codes; 2 also for an unreadable file). */
 int kq_check_bitexact_main(int argc, char **argv);
 
 #endif

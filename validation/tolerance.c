@@ -409,8 +409,9 @@ int kq_tol_file_threshold(const kq_tol_file *f, const char *type, const char *di
 
 typedef struct {
     int json, calibrate, help;
-    const char *types, *tol_path, *input, *rows_spec;
+    const char *types, *tol_path, *input, *rows_spec, *gguf;
     int64_t row, rows_per_dist, first, last; /* input rows [first, last) */
+    int64_t max_rows;                        /* --gguf: rows of each tensor, 0 = all */
     unsigned long seed;
     kq_scale_mode mode;
 } kq_tol_opts;
@@ -420,6 +421,7 @@ static void kq_tol_usage(FILE *f) {
             "usage: kq check tolerance [--json] [--types LIST] [--tolerances FILE] [--seed S]\n"
             "                          [--rows-per-dist K] [--scale search|max]\n"
             "                          [--input FILE.f32 --row N [--rows A:B]] [--calibrate]\n"
+            "       kq check tolerance --gguf MODEL.gguf [--types LIST] [--max-rows N] [--scale ...] [--json]\n"
             "Quantizes rows with each type's reference quantizer, dequantizes, and compares with the input.\n"
             "  --types LIST        comma-separated type names, any case (default: every type with a quantizer\n"
             "                      and a dequantizer except f32, q8_1, q8_K)\n"
@@ -431,6 +433,11 @@ static void kq_tol_usage(FILE *f) {
             "  --rows A:B          only rows A .. B-1 of the input\n"
             "  --calibrate         print a tolerances file: the largest figure over seeds S .. S+%d, x %.2g,\n"
             "                      rounded up to %d significant digits\n"
+            "  --gguf FILE         per-tensor error of a model's own 2-D f32/f16/bf16 tensors instead (all rows,\n"
+            "                      or the first --max-rows N): rel_frob, max rel, cosine, SNR per tensor and type,\n"
+            "                      and a whole-model figure per type; a row length a type cannot hold is measured\n"
+            "                      as kq convert's fallback (q8_0 if a multiple of 32, else f16), shown as a->b.\n"
+            "                      No thresholds apply (exit 0 unless an error).\n"
             "  --json              machine-readable output on stdout\n"
             "Distributions: normal N(0,1); student-t3; channels (N(0,1) x per-column log-normal scale, a few\n"
             "columns x%g). Threshold metric: relative Frobenius error ||y-x||/||x|| over all rows.\n"
@@ -465,6 +472,12 @@ static int kq_tol_option(kq_tol_opts *o, const char *name, const char *val) {
     if (!strcmp(name, "--types")) o->types = val;
     else if (!strcmp(name, "--tolerances")) o->tol_path = val;
     else if (!strcmp(name, "--input")) o->input = val;
+    else if (!strcmp(name, "--gguf")) o->gguf = val;
+    else if (!strcmp(name, "--max-rows")) {
+        if (kq_tol_parse_i64(val, 1, INT64_C(1) << 40, &o->max_rows) == 0) return 0;
+        fprintf(stderr, KQ_TOL_PREFIX "--max-rows wants a positive integer, not '%s'\n", val);
+        return -1;
+    }
     else if (!strcmp(name, "--rows")) {
         o->rows_spec = val;
         if (kq_tol_parse_rows(val, o) == 0) return 0;
@@ -535,6 +548,9 @@ static int kq_tol_parse(int argc, char **argv, kq_tol_opts *o) {
     }
     if ((o->row || o->rows_spec) && !o->input) return fprintf(stderr, KQ_TOL_PREFIX "--row/--rows need --input\n"), -1;
     if (o->input && !o->row) return fprintf(stderr, KQ_TOL_PREFIX "--input needs --row N (values per row)\n"), -1;
+    if (o->gguf && (o->input || o->calibrate))
+        return fprintf(stderr, KQ_TOL_PREFIX "--gguf goes with neither --input nor --calibrate\n"), -1;
+    if (o->max_rows && !o->gguf) return fprintf(stderr, KQ_TOL_PREFIX "--max-rows needs --gguf\n"), -1;
     return 0;
 }
 
@@ -842,6 +858,211 @@ static void kq_tol_print_calibration(const kq_tol_opts *o, const kq_tol_result *
     cJSON_Delete(root);
 }
 
+/* ---- --gguf: per-tensor error of a model's own weights ------------------------------------------ */
+
+#include "fp16.h"
+#include "gguf.h"
+
+typedef struct {
+    const kq_gguf_tensor *t;
+    const kq_type_traits *want, *chk; /* chk: what the converter stores (the fallback rule) */
+    kq_tol_metrics m;
+    double norm, bpw;                 /* ||x|| of the rows measured, for the whole-model figure */
+    int64_t rows;
+    char why[160];                    /* non-empty: not measured */
+} kq_tol_tensor_result;
+
+/* convert.h's rule: a row length the type cannot hold gets q8_0 (a multiple of 32) or f16. */
+static const kq_type_traits *kq_tol_stored_type(const kq_type_traits *want, int64_t n) {
+    if (kq_row_ok(want->type, n)) return want;
+    return kq_ref_traits(n % KQ_QK == 0 ? KQ_TYPE_Q8_0 : KQ_TYPE_F16);
+}
+
+static int kq_tol_float_tensor(const kq_gguf_tensor *t) {
+    return t->n_dims == 2 && (t->type == KQ_TYPE_F32 || t->type == KQ_TYPE_F16 || t->type == KQ_TYPE_BF16);
+}
+
+/* The first rows of a 2-D float tensor, widened to f32 as the converter does. */
+static float *kq_tol_tensor_rows(const kq_gguf_tensor *t, int64_t rows) {
+    const int64_t n = t->ne[0];
+    float *x = malloc((size_t)(rows * n) * sizeof(float));
+    if (!x) return NULL;
+    const uint8_t *p = t->data;
+    for (int64_t i = 0; i < rows * n; i++) {
+        if (t->type == KQ_TYPE_F32) {
+            memcpy(&x[i], p + 4 * i, 4);
+        } else {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            x[i] = t->type == KQ_TYPE_F16 ? kq_f16_to_f32(h) : kq_bf16_to_f32(h);
+        }
+    }
+    return x;
+}
+
+static double kq_tol_norm(const float *x, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += (double)x[i] * (double)x[i];
+    return sqrt(s);
+}
+
+static void kq_tol_gguf_print_row(const kq_tol_tensor_result *r) {
+    char tname[48], shape[40];
+    if (r->chk != r->want) snprintf(tname, sizeof(tname), "%s->%s", r->want->name, r->chk->name);
+    else snprintf(tname, sizeof(tname), "%s", r->want->name);
+    snprintf(shape, sizeof(shape), "%lldx%lld", (long long)r->t->ne[0], (long long)r->t->ne[1]);
+    if (r->why[0]) {
+        printf("%-28s %-10s %-18s SKIP: %s\n", r->t->name, shape, tname, r->why);
+        return;
+    }
+    printf("%-28s %-10s %-18s %6.2f  %9.6f  %8.5f  %9.6f  %7.2f\n", r->t->name, shape, tname, r->bpw, r->m.rel_frob,
+           r->m.maxrel, r->m.cosine, r->m.snr_db);
+}
+
+static cJSON *kq_tol_gguf_json_row(const kq_tol_tensor_result *r) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "tensor", r->t->name);
+    cJSON *shape = cJSON_AddArrayToObject(o, "shape");
+    cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)r->t->ne[0]));
+    cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)r->t->ne[1]));
+    cJSON_AddStringToObject(o, "source_type", kq_ref_traits(r->t->type)->name);
+    cJSON_AddNumberToObject(o, "rows", (double)r->rows);
+    cJSON_AddStringToObject(o, "type", r->want->name);
+    cJSON_AddStringToObject(o, "checked_type", r->chk->name);
+    cJSON_AddBoolToObject(o, "type_fallback", r->chk != r->want);
+    if (r->why[0]) {
+        cJSON_AddStringToObject(o, "status", "SKIP");
+        cJSON_AddStringToObject(o, "reason", r->why);
+        return o;
+    }
+    kq_tol_add_num(o, "bits_per_weight", r->bpw);
+    kq_tol_add_num(o, "rel_frob", r->m.rel_frob);
+    kq_tol_add_num(o, "maxrel", r->m.maxrel);
+    kq_tol_add_num(o, "rmse", r->m.rmse);
+    kq_tol_add_num(o, "cosine", r->m.cosine);
+    kq_tol_add_num(o, "snr_db", r->m.snr_db);
+    kq_tol_add_num(o, "norm", r->norm);
+    return o;
+}
+
+/* Whole-model figure of one type: sqrt(sum ||y - x||^2 / sum ||x||^2) over its tensors. */
+static void kq_tol_gguf_summary(const kq_tol_tensor_result *res, size_t n, const kq_type_traits *want, cJSON *arr) {
+    double err2 = 0.0, x2 = 0.0, wbits = 0.0, weights = 0.0;
+    int tensors = 0, fallbacks = 0;
+    for (size_t i = 0; i < n; i++) {
+        const kq_tol_tensor_result *r = &res[i];
+        if (r->want != want || r->why[0]) continue;
+        const double e = r->m.rel_frob * r->norm;
+        err2 += e * e;
+        x2 += r->norm * r->norm;
+        const double w = (double)r->rows * (double)r->t->ne[0];
+        wbits += r->bpw * w;
+        weights += w;
+        tensors++;
+        fallbacks += r->chk != r->want;
+    }
+    const double rel = x2 > 0.0 ? sqrt(err2 / x2) : 0.0;
+    if (arr) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "type", want->name);
+        cJSON_AddNumberToObject(o, "tensors", tensors);
+        cJSON_AddNumberToObject(o, "fallbacks", fallbacks);
+        kq_tol_add_num(o, "rel_frob", rel);
+        kq_tol_add_num(o, "snr_db", rel > 0.0 ? -20.0 * log10(rel) : INFINITY);
+        kq_tol_add_num(o, "bits_per_weight", weights > 0.0 ? wbits / weights : NAN);
+        cJSON_AddItemToArray(arr, o);
+    } else {
+        printf("%-18s %3d tensors (%d as a fallback type): whole-model rel_frob %.6f, SNR %.2f dB, %.3f bits/weight\n",
+               want->name, tensors, fallbacks, rel, rel > 0.0 ? -20.0 * log10(rel) : INFINITY,
+               weights > 0.0 ? wbits / weights : NAN);
+    }
+}
+
+static void kq_tol_gguf_output(const kq_tol_opts *o, const kq_tol_types *ts, const kq_tol_tensor_result *res, size_t n,
+                               int skipped) {
+    if (!o->json) {
+        printf("kq check tolerance: per-tensor quantize -> dequantize error of %s (reference quantizers, INT-N scale "
+               "%s)\n", o->gguf, o->mode == KQ_SCALE_MAX ? "max" : "search");
+        printf("%-28s %-10s %-18s %6s  %9s  %8s  %9s  %7s\n", "tensor", "ne0xne1", "type", "bpw", "rel_frob", "maxrel",
+               "cosine", "snr_dB");
+        for (size_t i = 0; i < n; i++) kq_tol_gguf_print_row(&res[i]);
+        printf("\n%d tensors not measured (1-D or already quantized). \"a->b\": rows type a cannot hold, stored as b "
+               "by kq convert.\n", skipped);
+        for (size_t k = 0; k < ts->n; k++) kq_tol_gguf_summary(res, n, ts->v[k], NULL);
+        return;
+    }
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "gguf", o->gguf);
+    cJSON_AddStringToObject(root, "scale", o->mode == KQ_SCALE_MAX ? "max" : "search");
+    if (o->max_rows) cJSON_AddNumberToObject(root, "max_rows", (double)o->max_rows);
+    cJSON *types = cJSON_AddArrayToObject(root, "types");
+    for (size_t k = 0; k < ts->n; k++) cJSON_AddItemToArray(types, cJSON_CreateString(ts->v[k]->name));
+    cJSON *arr = cJSON_AddArrayToObject(root, "tensors");
+    for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, kq_tol_gguf_json_row(&res[i]));
+    cJSON_AddNumberToObject(root, "tensors_not_measured", skipped);
+    cJSON *sum = cJSON_AddArrayToObject(root, "summary");
+    for (size_t k = 0; k < ts->n; k++) kq_tol_gguf_summary(res, n, ts->v[k], sum);
+    cJSON_AddStringToObject(root, "note", "rel_frob = ||y-x||/||x||, maxrel = max|y-x|/max|x|, snr_db = "
+                                          "20 log10(||x||/||y-x||); summary rel_frob over all tensors of a type");
+    char *s = cJSON_Print(root);
+    if (s) puts(s);
+    free(s);
+    cJSON_Delete(root);
+}
+
+/* One tensor against every type: fills res[0 .. ts->n). Returns -1 only when out of memory. */
+static int kq_tol_gguf_tensor(const kq_tol_opts *o, const kq_tol_types *ts, const kq_gguf_tensor *t,
+                              kq_tol_tensor_result *res) {
+    const int64_t n = t->ne[0];
+    const int64_t rows = o->max_rows && o->max_rows < t->ne[1] ? o->max_rows : t->ne[1];
+    float *x = kq_tol_tensor_rows(t, rows);
+    if (!x) return -1;
+    const double norm = kq_tol_norm(x, (size_t)(rows * n));
+    for (size_t k = 0; k < ts->n; k++) {
+        kq_tol_tensor_result *r = &res[k];
+        memset(r, 0, sizeof(*r));
+        r->t = t, r->want = ts->v[k], r->chk = kq_tol_stored_type(ts->v[k], n), r->rows = rows, r->norm = norm;
+        r->bpw = kq_bits_per_weight(r->chk->type, n);
+        if (kq_tol_measure(r->chk, o->mode, x, rows, n, &r->m, r->why, sizeof(r->why)) != 0 && !r->why[0])
+            snprintf(r->why, sizeof(r->why), "cannot measure");
+    }
+    free(x);
+    return 0;
+}
+
+static int kq_tol_run_gguf(const kq_tol_opts *o, const kq_tol_types *ts) {
+    char err[512];
+    kq_gguf *g = NULL;
+    if (kq_gguf_open(o->gguf, &g, err, sizeof(err)) != 0) {
+        fprintf(stderr, KQ_TOL_PREFIX "%s\n", err);
+        return 2;
+    }
+    const int64_t nt = kq_gguf_n_tensors(g);
+    kq_tol_tensor_result *res = calloc((size_t)(nt ? nt : 1) * ts->n, sizeof(*res));
+    size_t n = 0;
+    int skipped = 0, rc = res ? 0 : -1;
+    for (int64_t i = 0; i < nt && rc == 0; i++) {
+        const kq_gguf_tensor *t = kq_gguf_tensor_at(g, i);
+        if (!kq_tol_float_tensor(t)) {
+            skipped++;
+            continue;
+        }
+        fprintf(stderr, KQ_TOL_PREFIX "%s\n", t->name); /* progress */
+        rc = kq_tol_gguf_tensor(o, ts, t, res + n);
+        n += ts->n;
+    }
+    int code = 2;
+    if (rc != 0) fprintf(stderr, KQ_TOL_PREFIX "out of memory\n");
+    else if (n == 0) fprintf(stderr, KQ_TOL_PREFIX "%s has no 2-D f32/f16/bf16 tensor\n", o->gguf);
+    else {
+        kq_tol_gguf_output(o, ts, res, n, skipped);
+        code = 0;
+    }
+    free(res);
+    kq_gguf_close(g);
+    return code;
+}
+
 /* ---- the command ---------------------------------------------------------------------------------- */
 
 /* Results in table order: type by type, each over every data set; calibration adds INT-N max mode. */
@@ -957,6 +1178,12 @@ int kq_check_tolerance_main(int argc, char **argv) {
         return 0;
     }
     kq_tol_types ts = {NULL, 0};
+    if (o.gguf) {
+        const int code = kq_tol_pick_types(o.types, &ts) == 0 ? kq_tol_run_gguf(&o, &ts) : 2;
+        free(ts.v);
+        fflush(stdout);
+        return code;
+    }
     kq_tol_data sets[KQ_TOL_NDIST + 1];
     memset(sets, 0, sizeof(sets));
     size_t nsets = 0;
