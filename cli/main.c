@@ -39,7 +39,9 @@ static int kq_version(void) {
 #endif
     printf("built with: %s, GSL %s, cJSON %s\n", __VERSION__, KQ_HAVE_GSL ? "yes" : "no", KQ_HAVE_CJSON ? "yes" : "no");
     if (!KQ_HAVE_GSL || !KQ_HAVE_CJSON)
-        printf("left out of this build: check tolerance (needs GSL and cJSON, which the static cross build lacks)\n");
+        printf("left out of this build (they need GSL or cJSON, which the static cross build lacks): check tolerance,\n"
+               "  report, fixtures, and reading HF checkpoints (safetensors index/header JSON, config.json,\n"
+               "  tokenizer JSON files); GGUF, the engine, perplexity, bench and the kernel checks are in\n");
     const kq_cpu_features c = kq_cpu();
     printf("cpu: asimd %d, asimddp %d, fphp %d, asimdhp %d\n", c.asimd, c.asimddp, c.fphp, c.asimdhp);
     for (int i = 0; i < KQ_IMPL_COUNT; i++) {
