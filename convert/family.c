@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "family.h"
+#include "kq_file.h"
 
 #if KQ_HAVE_CJSON
 #include <cjson/cJSON.h>
@@ -205,21 +206,11 @@ static const char *kq_json_kind(const cJSON *j) {
 }
 
 static char *kq_slurp(const char *path, size_t max, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: not found (every Hugging Face model folder has one)", path);
-        return NULL;
-    }
-    char *buf = malloc(max + 1);
-    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
-    fclose(f);
-    if (!buf || n > max) {
-        snprintf(err, errlen, "%s: %s", path, buf ? "larger than 16 MiB: not a config file" : "out of memory");
-        free(buf);
-        return NULL;
-    }
-    buf[n] = 0;
-    return buf;
+    char *buf;
+    const int rc = kq_read_whole_file(path, max, &buf, NULL, err, errlen);
+    if (rc == 0) return buf;
+    if (rc == 1) snprintf(err, errlen, "%s: not found (every Hugging Face model folder has one)", path);
+    return NULL;
 }
 
 static int kq_check_architectures(const kq_family *f, const cJSON *root, const char *path, char *err,

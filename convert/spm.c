@@ -8,6 +8,7 @@
  *                   5 escape_whitespaces
  * Everything else is skipped by wire type, groups included. The reader trusts nothing: every length is
  * checked against the bytes of the message that holds it. */
+#include "kq_file.h"
 #include "spm_vocab.h"
 
 #include <errno.h>
@@ -393,48 +394,10 @@ int kq_spm_parse(const uint8_t *buf, size_t len, kq_vocab *v, char *err, size_t 
 }
 
 int kq_tok_read_file(const char *path, size_t max, uint8_t **out, size_t *len, char *err, size_t errlen) {
-    *out = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (errno == ENOENT) return 1;
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    uint8_t *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 65536;
-            if (ncap > max + 1) ncap = max + 1;
-            if (ncap == cap) {
-                snprintf(err, errlen, "%s: larger than %zu bytes (not a tokenizer file?)", path, max);
-                break;
-            }
-            uint8_t *nb = realloc(buf, ncap);
-            if (!nb) {
-                snprintf(err, errlen, "%s: out of memory", path);
-                break;
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) {
-            if (ferror(f)) {
-                snprintf(err, errlen, "%s: read error", path);
-                break;
-            }
-            fclose(f);
-            *out = buf;
-            *len = n;
-            return 0;
-        }
-    }
-    fclose(f);
-    free(buf);
-    return -1;
+    char *buf = NULL;
+    const int rc = kq_read_whole_file(path, max, &buf, len, err, errlen);
+    *out = (uint8_t *)buf;
+    return rc;
 }
 
 int kq_spm_read(const char *path, kq_vocab *v, char *err, size_t errlen) {

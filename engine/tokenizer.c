@@ -1,6 +1,7 @@
 /* kq engine tokenizer: SentencePiece-style tokenization from GGUF metadata, as llama.cpp's
  * llm_tokenizer_spm does it (tokenizer.h says the rules). */
 #include "tokenizer.h"
+#include "kq_file.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -675,47 +676,8 @@ size_t kq_detokenize_token(const kq_tokenizer *t, int32_t id, char *buf, size_t 
 }
 
 int kq_text_read_file(const char *path, char **text, size_t *len, char *err, size_t errlen) {
-    *text = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        kq_tok_err(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    struct stat st;
-    if (!fstat(fileno(f), &st) && S_ISDIR(st.st_mode)) {
-        fclose(f);
-        kq_tok_err(err, errlen, "%s: is a directory", path);
-        return -1;
-    }
-    if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
-        /* a pipe or device: read until EOF in growing steps */
-        st.st_size = 0;
-    }
-    size_t cap = (size_t)st.st_size + 1, n = 0;
-    char *b = malloc(cap + 1);
-    while (b) {
-        n += fread(b + n, 1, cap - n, f);
-        if (n < cap) break;
-        char *nb = realloc(b, 2 * cap + 1);
-        if (!nb) {
-            free(b);
-            b = NULL;
-            break;
-        }
-        b = nb;
-        cap *= 2;
-    }
-    const int bad = ferror(f);
-    fclose(f);
-    if (!b || bad) {
-        kq_tok_err(err, errlen, "%s: %s", path, b ? "read error" : "out of memory");
-        free(b);
-        return -1;
-    }
-    if (n && b[n - 1] == '\n') n--;
-    b[n] = '\0';
-    *text = b;
-    *len = n;
+    if (kq_read_whole_file(path, 0, text, len, err, errlen) != 0) return -1;
+    /* as llama.cpp's -f: one trailing newline is not part of the text */
+    if (*len && (*text)[*len - 1] == '\n') (*text)[--*len] = '\0';
     return 0;
 }

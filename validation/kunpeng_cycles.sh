@@ -50,7 +50,7 @@ compile_s() {
     src=$1; extra=$2
     base=$(basename "$src" .c)
     obj="build/aarch64/obj/${src%.c}.o"
-    cmd=$(make -s -n -B ARCH=aarch64 "$obj" 2>/dev/null | grep -e " -c $src " | tail -n 1)
+    cmd=$(MAKEFLAGS= MFLAGS= make -s -n -B ARCH=aarch64 SANITIZE=0 "$obj" 2>/dev/null | grep -e " -c $src " | tail -n 1)
     [ -n "$cmd" ] || { echo "kunpeng-cycles: no compile command for $src from make -n" >&2; return 1; }
     # -c SRC -o OBJ  ->  EXTRA -S SRC -o ASM (the .d file of -MMD follows -o into $out/asm)
     scmd=$(printf '%s\n' "$cmd" | sed "s| -c $src -o [^ ]*| $extra -S $src -o $out/asm/$base.s|")

@@ -2,6 +2,7 @@
  * docs/perplexity.md). Everything that decides a figure mirrors llama.cpp's tools/perplexity, so a
  * figure from kq and one from llama-perplexity differ only by the logits. */
 #include "perplexity.h"
+#include "kq_file.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -441,35 +442,8 @@ void kq_ppl_result_json(FILE *f, const kq_ppl_result *r) {
 /* ---- token streams -------------------------------------------------------------------------------- */
 
 static char *kq_slurp(const char *path, size_t *len, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        char *nb = realloc(buf, 2 * cap + 1);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    const int bad = ferror(f);
-    fclose(f);
-    if (!buf || bad) {
-        snprintf(err, errlen, "%s: %s", path, buf ? "read error" : "out of memory");
-        free(buf);
-        return NULL;
-    }
-    buf[n] = 0;
-    *len = n;
-    return buf;
+    char *buf;
+    return kq_read_whole_file(path, 0, &buf, len, err, errlen) == 0 ? buf : NULL;
 }
 
 typedef struct {

@@ -1,4 +1,5 @@
 /* kq report: see report.h. */
+#include "kq_file.h"
 #include "report.h"
 
 #include <errno.h>
@@ -49,27 +50,8 @@ int kq_report_resolve(const char *name, FILE *out, char *err, size_t errlen) {
 /* ==== files ====================================================================================== */
 
 static char *kq_rep_slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        char *more = realloc(buf, 2 * cap + 1);
-        if (!more) free(buf);
-        buf = more;
-        cap *= 2;
-    }
-    const int bad = ferror(f);
-    fclose(f);
-    if (!buf || bad) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = 0;
-    if (len) *len = n;
-    return buf;
+    char *buf, err[8];
+    return kq_read_whole_file(path, 0, &buf, len, err, sizeof(err)) == 0 ? buf : NULL;
 }
 
 static char *kq_rep_read_text(const char *dir, const char *name) {

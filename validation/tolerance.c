@@ -56,6 +56,7 @@ int kq_check_tolerance_main(int argc, char **argv) {
 #include <stdlib.h>
 
 #include <cjson/cJSON.h>
+#include "kq_file.h"
 #include <gsl/gsl_blas.h>
 #include <gsl/gsl_cdf.h>
 #include <gsl/gsl_randist.h>
@@ -289,31 +290,12 @@ struct kq_tol_file {
 };
 
 static char *kq_tol_slurp(const char *path, size_t *len, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        kq_tol_errf(err, errlen, "cannot open tolerances file %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        char *more = realloc(buf, 2 * cap + 1);
-        if (!more) free(buf);
-        buf = more;
-        cap *= 2;
-    }
-    const int bad = ferror(f);
-    fclose(f);
-    if (!buf || bad) {
-        free(buf);
-        kq_tol_errf(err, errlen, "cannot read tolerances file %s", path);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
+    char *buf;
+    if (kq_read_whole_file(path, 0, &buf, len, err, errlen) == 0) return buf;
+    char why[512];
+    snprintf(why, sizeof(why), "%s", err);
+    kq_tol_errf(err, errlen, "cannot read file %s", why);
+    return NULL;
 }
 
 /* Every entry of a thresholds object must be {dist: non-negative number}. */
