@@ -31,7 +31,7 @@ struct kq_ckpt {
     const kq_src_tensor **sorted; /* by name, for kq_ckpt_find */
 };
 
-static int ck_fail(char *err, size_t errlen, const char *fmt, ...) {
+int kq_ckpt_fail(char *err, size_t errlen, const char *fmt, ...) {
     if (errlen) {
         va_list ap;
         va_start(ap, fmt);
@@ -88,17 +88,17 @@ int kq_src_read_rows_f32(const kq_src_tensor *t, int64_t row0, int64_t nrows, fl
     {
         const char *dn = t->dtype == KQ_DT_OTHER ? t->dtype_name : kq_dtype_str(t->dtype);
         const int same = !strcmp(dn, t->dtype_name);
-        return ck_fail(err, errlen, "%s: tensor %s has dtype %s%s%s%s: only F32, F16 and BF16 convert to float", t->file,
+        return kq_ckpt_fail(err, errlen, "%s: tensor %s has dtype %s%s%s%s: only F32, F16 and BF16 convert to float", t->file,
                        t->name, dn, same ? "" : " (", same ? "" : t->dtype_name, same ? "" : ")");
     }
     const int64_t rows = kq_src_rows(t), rl = kq_src_row_len(t);
     if (row0 < 0 || nrows < 0 || row0 > rows || nrows > rows - row0)
-        return ck_fail(err, errlen, "%s: tensor %s: rows [%lld, %lld) outside its %lld rows", t->file, t->name,
+        return kq_ckpt_fail(err, errlen, "%s: tensor %s: rows [%lld, %lld) outside its %lld rows", t->file, t->name,
                        (long long)row0, (long long)(row0 + nrows), (long long)rows);
     const size_t el = kq_dtype_size(t->dtype);
     const size_t first = (size_t)row0 * (size_t)rl, n = (size_t)nrows * (size_t)rl;
     if ((first + n) * el > t->nbytes) /* cannot happen for a parsed tensor; cheap to keep honest */
-        return ck_fail(err, errlen, "%s: tensor %s: data shorter than its shape", t->file, t->name);
+        return kq_ckpt_fail(err, errlen, "%s: tensor %s: data shorter than its shape", t->file, t->name);
     const uint8_t *p = t->data + first * el;
     if (t->dtype == KQ_DT_F32) {
         memcpy(out, p, n * 4);
@@ -129,19 +129,19 @@ static int has_suffix(const char *s, const char *suf) {
 
 static int map_file(kq_ckpt *c, const char *path, ck_file **out, char *err, size_t errlen) {
     ck_file *q = realloc(c->files, (c->nfiles + 1) * sizeof *q);
-    if (!q) return ck_fail(err, errlen, "%s: out of memory", path);
+    if (!q) return kq_ckpt_fail(err, errlen, "%s: out of memory", path);
     c->files = q;
     ck_file *f = &c->files[c->nfiles];
     memset(f, 0, sizeof *f);
     f->path = strdup(path);
-    if (!f->path) return ck_fail(err, errlen, "%s: out of memory", path);
+    if (!f->path) return kq_ckpt_fail(err, errlen, "%s: out of memory", path);
     c->nfiles++;
     int fd = open(path, O_RDONLY);
-    if (fd < 0) return ck_fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    if (fd < 0) return kq_ckpt_fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
         close(fd);
-        return ck_fail(err, errlen, "%s: not a regular file", path);
+        return kq_ckpt_fail(err, errlen, "%s: not a regular file", path);
     }
     f->size = (size_t)st.st_size;
     if (f->size) {
@@ -149,7 +149,7 @@ static int map_file(kq_ckpt *c, const char *path, ck_file **out, char *err, size
         if (m == MAP_FAILED) {
             close(fd);
             f->size = 0;
-            return ck_fail(err, errlen, "%s: mmap failed: %s", path, strerror(errno));
+            return kq_ckpt_fail(err, errlen, "%s: mmap failed: %s", path, strerror(errno));
         }
         f->map = m;
     }
@@ -174,12 +174,12 @@ static int open_one(kq_ckpt *c, const char *path, char *err, size_t errlen) {
 
 static char *read_small(const char *path, size_t max, char *err, size_t errlen) {
     FILE *fp = fopen(path, "rb");
-    if (!fp) { ck_fail(err, errlen, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
+    if (!fp) { kq_ckpt_fail(err, errlen, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
     char *buf = malloc(max + 1);
     size_t n = buf ? fread(buf, 1, max + 1, fp) : 0;
     fclose(fp);
-    if (!buf) { ck_fail(err, errlen, "%s: out of memory", path); return NULL; }
-    if (n > max) { free(buf); ck_fail(err, errlen, "%s: larger than %zu bytes", path, max); return NULL; }
+    if (!buf) { kq_ckpt_fail(err, errlen, "%s: out of memory", path); return NULL; }
+    if (n > max) { free(buf); kq_ckpt_fail(err, errlen, "%s: larger than %zu bytes", path, max); return NULL; }
     buf[n] = 0;
     return buf;
 }
@@ -209,21 +209,21 @@ static int open_index(kq_ckpt *c, const char *index, char *err, size_t errlen) {
     if (!text) return -1;
     cJSON *root = cJSON_Parse(text);
     free(text);
-    if (!root) return ck_fail(err, errlen, "%s: not valid JSON", index);
+    if (!root) return kq_ckpt_fail(err, errlen, "%s: not valid JSON", index);
     const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
     int rc = 0;
     char *dir = dir_of(index);
-    if (!dir) rc = ck_fail(err, errlen, "%s: out of memory", index);
-    else if (!cJSON_IsObject(wm)) rc = ck_fail(err, errlen, "%s: no \"weight_map\" object", index);
+    if (!dir) rc = kq_ckpt_fail(err, errlen, "%s: out of memory", index);
+    else if (!cJSON_IsObject(wm)) rc = kq_ckpt_fail(err, errlen, "%s: no \"weight_map\" object", index);
     /* Pass 1: names are strings of plain file names, and every shard exists. */
     for (const cJSON *e = wm && !rc ? wm->child : NULL; e && !rc; e = e->next) {
-        if (!cJSON_IsString(e) || !e->string) { rc = ck_fail(err, errlen, "%s: weight_map entry %s is not a file name", index, e->string ? e->string : "?"); break; }
+        if (!cJSON_IsString(e) || !e->string) { rc = kq_ckpt_fail(err, errlen, "%s: weight_map entry %s is not a file name", index, e->string ? e->string : "?"); break; }
         const char *s = e->valuestring;
-        if (!*s || strchr(s, '/') || !strcmp(s, "..") || !strcmp(s, ".")) { rc = ck_fail(err, errlen, "%s: shard name \"%s\" for tensor %s is not a plain file name", index, s, e->string); break; }
+        if (!*s || strchr(s, '/') || !strcmp(s, "..") || !strcmp(s, ".")) { rc = kq_ckpt_fail(err, errlen, "%s: shard name \"%s\" for tensor %s is not a plain file name", index, s, e->string); break; }
         char *p = join(dir, s);
         struct stat st;
-        if (!p) rc = ck_fail(err, errlen, "%s: out of memory", index);
-        else if (stat(p, &st)) rc = ck_fail(err, errlen, "missing shard %s listed in %s for tensor %s", p, index, e->string);
+        if (!p) rc = kq_ckpt_fail(err, errlen, "%s: out of memory", index);
+        else if (stat(p, &st)) rc = kq_ckpt_fail(err, errlen, "missing shard %s listed in %s for tensor %s", p, index, e->string);
         free(p);
     }
     /* Pass 2: open each distinct shard in first-mention order. */
@@ -232,7 +232,7 @@ static int open_index(kq_ckpt *c, const char *index, char *err, size_t errlen) {
         for (const cJSON *f = wm->child; f != e && !seen; f = f->next) seen = !strcmp(f->valuestring, e->valuestring);
         if (seen) continue;
         char *p = join(dir, e->valuestring);
-        rc = p ? open_one(c, p, err, errlen) : ck_fail(err, errlen, "%s: out of memory", index);
+        rc = p ? open_one(c, p, err, errlen) : kq_ckpt_fail(err, errlen, "%s: out of memory", index);
         free(p);
     }
     /* Pass 3: every tensor the index names is in the shard it names. */
@@ -244,9 +244,9 @@ static int open_index(kq_ckpt *c, const char *index, char *err, size_t errlen) {
                 size_t fl = strlen(f), sl = strlen(e->valuestring);
                 if (fl == sl || f[fl - sl - 1] == '/') t = &c->list.t[i];
             }
-        if (!t) rc = ck_fail(err, errlen, "%s: tensor %s listed in %s but not found in shard %s", index, e->string, index, e->valuestring);
+        if (!t) rc = kq_ckpt_fail(err, errlen, "%s: tensor %s listed in %s but not found in shard %s", index, e->string, index, e->valuestring);
     }
-    if (!rc && c->nfiles == 0) rc = ck_fail(err, errlen, "%s: weight_map lists no shards", index);
+    if (!rc && c->nfiles == 0) rc = kq_ckpt_fail(err, errlen, "%s: weight_map lists no shards", index);
     free(dir);
     cJSON_Delete(root);
     return rc;
@@ -258,7 +258,7 @@ static int open_dir(kq_ckpt *c, const char *dir, char *err, size_t errlen) {
                                         "pytorch_model.bin.index.json", "pytorch_model.bin"};
     for (size_t i = 0; i < 4; i++) {
         char *p = join(dir, known[i]);
-        if (!p) return ck_fail(err, errlen, "%s: out of memory", dir);
+        if (!p) return kq_ckpt_fail(err, errlen, "%s: out of memory", dir);
         struct stat st;
         int ok = !stat(p, &st) && S_ISREG(st.st_mode);
         int rc = ok ? (has_suffix(p, ".json") ? open_index(c, p, err, errlen) : open_one(c, p, err, errlen)) : 0;
@@ -266,7 +266,7 @@ static int open_dir(kq_ckpt *c, const char *dir, char *err, size_t errlen) {
         if (ok) return rc;
     }
     DIR *d = opendir(dir);
-    if (!d) return ck_fail(err, errlen, "%s: cannot read folder: %s", dir, strerror(errno));
+    if (!d) return kq_ckpt_fail(err, errlen, "%s: cannot read folder: %s", dir, strerror(errno));
     char *st_name = NULL, *bin_name = NULL;
     int nst = 0, nbin = 0;
     for (struct dirent *e; (e = readdir(d));) {
@@ -279,13 +279,13 @@ static int open_dir(kq_ckpt *c, const char *dir, char *err, size_t errlen) {
     closedir(d);
     int rc;
     if (nst > 1 || (!nst && nbin > 1))
-        rc = ck_fail(err, errlen, "%s: %d *.safetensors and %d *.bin files but no index.json: cannot tell which is the model",
+        rc = kq_ckpt_fail(err, errlen, "%s: %d *.safetensors and %d *.bin files but no index.json: cannot tell which is the model",
                      dir, nst, nbin);
     else if (!nst && !nbin)
-        rc = ck_fail(err, errlen, "%s: no checkpoint (looked for model.safetensors[.index.json], pytorch_model.bin[.index.json], *.safetensors, *.bin)", dir);
+        rc = kq_ckpt_fail(err, errlen, "%s: no checkpoint (looked for model.safetensors[.index.json], pytorch_model.bin[.index.json], *.safetensors, *.bin)", dir);
     else {
         char *p = join(dir, nst ? st_name : bin_name);
-        rc = p ? open_one(c, p, err, errlen) : ck_fail(err, errlen, "%s: out of memory", dir);
+        rc = p ? open_one(c, p, err, errlen) : kq_ckpt_fail(err, errlen, "%s: out of memory", dir);
         free(p);
     }
     free(st_name);
@@ -295,12 +295,12 @@ static int open_dir(kq_ckpt *c, const char *dir, char *err, size_t errlen) {
 
 static int finish(kq_ckpt *c, const char *path, char *err, size_t errlen) {
     c->sorted = malloc((c->list.n ? c->list.n : 1) * sizeof *c->sorted);
-    if (!c->sorted) return ck_fail(err, errlen, "%s: out of memory", path);
+    if (!c->sorted) return kq_ckpt_fail(err, errlen, "%s: out of memory", path);
     for (size_t i = 0; i < c->list.n; i++) c->sorted[i] = &c->list.t[i];
     qsort(c->sorted, c->list.n, sizeof *c->sorted, cmp_tensor_ptr);
     for (size_t i = 1; i < c->list.n; i++)
         if (!strcmp(c->sorted[i - 1]->name, c->sorted[i]->name))
-            return ck_fail(err, errlen, "%s: duplicate tensor %s (in %s and %s)", path, c->sorted[i]->name,
+            return kq_ckpt_fail(err, errlen, "%s: duplicate tensor %s (in %s and %s)", path, c->sorted[i]->name,
                            c->sorted[i - 1]->file, c->sorted[i]->file);
     return 0;
 }
@@ -308,10 +308,10 @@ static int finish(kq_ckpt *c, const char *path, char *err, size_t errlen) {
 int kq_ckpt_open(const char *path, kq_ckpt **out, char *err, size_t errlen) {
     *out = NULL;
     kq_ckpt *c = calloc(1, sizeof *c);
-    if (!c) return ck_fail(err, errlen, "%s: out of memory", path);
+    if (!c) return kq_ckpt_fail(err, errlen, "%s: out of memory", path);
     struct stat st;
     int rc;
-    if (stat(path, &st)) rc = ck_fail(err, errlen, "%s: %s", path, strerror(errno));
+    if (stat(path, &st)) rc = kq_ckpt_fail(err, errlen, "%s: %s", path, strerror(errno));
     else if (S_ISDIR(st.st_mode)) rc = open_dir(c, path, err, errlen);
     else if (has_suffix(path, ".json")) rc = open_index(c, path, err, errlen);
     else rc = open_one(c, path, err, errlen);
@@ -326,7 +326,7 @@ int kq_ckpt_open(const char *path, kq_ckpt **out, char *err, size_t errlen) {
 int kq_ckpt_open(const char *path, kq_ckpt **out, char *err, size_t errlen) {
     (void)open_one;
     *out = NULL;
-    return ck_fail(err, errlen, "%s: safetensors/pytorch readers need cJSON; not in this build", path);
+    return kq_ckpt_fail(err, errlen, "%s: safetensors/pytorch readers need cJSON; not in this build", path);
 }
 
 #endif

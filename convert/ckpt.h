@@ -52,6 +52,10 @@ int kq_src_read_rows_f32(const kq_src_tensor *t, int64_t row0, int64_t nrows, fl
  * touched again): call after converting a tensor so RssFile stays near one tensor, not the model. */
 void kq_src_release(const kq_src_tensor *t);
 
+/* Formats a reader's error into err as ONE line (control characters in tensor or file names become
+ * '?') and returns -1: every checkpoint error goes through here. */
+int kq_ckpt_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 size_t kq_dtype_size(kq_dtype dt);      /* bytes per element; 0 for KQ_DT_OTHER */
 const char *kq_dtype_str(kq_dtype dt);  /* safetensors spelling: "F32", "BF16", "BOOL"... */
 

@@ -9,16 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int w_fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    for (char *c = err; errlen && *c; c++) if ((unsigned char)*c < 0x20) *c = '?'; /* one line, whatever names hold */
-    return -1;
-}
 
 typedef struct {
     FILE *fp;
@@ -32,11 +22,11 @@ static int wf_open(wfile *w, const char *path, char *err, size_t errlen) {
     memset(w, 0, sizeof *w);
     w->path = path;
     w->tmp = malloc(strlen(path) + 5);
-    if (!w->tmp) return w_fail(err, errlen, "%s: out of memory", path);
+    if (!w->tmp) return kq_ckpt_fail(err, errlen, "%s: out of memory", path);
     sprintf(w->tmp, "%s.tmp", path);
     w->fp = fopen(w->tmp, "wb");
     if (!w->fp) {
-        w_fail(err, errlen, "%s: cannot create: %s", w->tmp, strerror(errno));
+        kq_ckpt_fail(err, errlen, "%s: cannot create: %s", w->tmp, strerror(errno));
         free(w->tmp);
         return -1;
     }
@@ -59,8 +49,8 @@ static int wf_close(wfile *w, char *err, size_t errlen) {
     int bad = w->bad | (fflush(w->fp) != 0);
     bad |= fclose(w->fp) != 0;
     int rc = 0;
-    if (bad) rc = w_fail(err, errlen, "%s: write failed", w->tmp);
-    else if (rename(w->tmp, w->path)) rc = w_fail(err, errlen, "%s: rename failed: %s", w->path, strerror(errno));
+    if (bad) rc = kq_ckpt_fail(err, errlen, "%s: write failed", w->tmp);
+    else if (rename(w->tmp, w->path)) rc = kq_ckpt_fail(err, errlen, "%s: rename failed: %s", w->path, strerror(errno));
     if (rc) remove(w->tmp);
     free(w->tmp);
     return rc;
@@ -125,7 +115,7 @@ static void st_header(wfile *w, const kq_wtensor *t, size_t n) {
 int kq_write_safetensors(const char *path, const kq_wtensor *t, size_t n, char *err, size_t errlen) {
     for (size_t i = 0; i < n; i++) {
         uint64_t nb;
-        if (tensor_bytes(&t[i], &nb)) return w_fail(err, errlen, "%s: tensor %s: bad dtype or shape", path, t[i].name);
+        if (tensor_bytes(&t[i], &nb)) return kq_ckpt_fail(err, errlen, "%s: tensor %s: bad dtype or shape", path, t[i].name);
     }
     wfile w;
     if (wf_open(&w, path, err, errlen)) return -1;
@@ -283,10 +273,10 @@ int kq_write_torch_zip(const char *path, const kq_wtensor *t, size_t n, int flag
     uint8_t *pkl = NULL;
     size_t pkl_len = 0, nrec = 0;
     int rc = 0;
-    if (!pt || !keys || !rec || !rname) rc = w_fail(err, errlen, "%s: out of memory", path);
+    if (!pt || !keys || !rec || !rname) rc = kq_ckpt_fail(err, errlen, "%s: out of memory", path);
     for (size_t i = 0; i < n && !rc; i++) {
         uint64_t nb;
-        if (tensor_bytes(&t[i], &nb)) { rc = w_fail(err, errlen, "%s: tensor %s: bad dtype or shape", path, t[i].name); break; }
+        if (tensor_bytes(&t[i], &nb)) { rc = kq_ckpt_fail(err, errlen, "%s: tensor %s: bad dtype or shape", path, t[i].name); break; }
         snprintf(keys[i], sizeof keys[i], "%zu", i);
         pt[i].name = (char *)t[i].name;
         pt[i].storage_key = keys[i];
@@ -300,7 +290,7 @@ int kq_write_torch_zip(const char *path, const kq_wtensor *t, size_t n, int flag
         }
         pt[i].storage_numel = (int64_t)(nb / kq_dtype_size(t[i].dtype));
     }
-    if (!rc && kq_pickle_write_state_dict(pt, n, &pkl, &pkl_len)) rc = w_fail(err, errlen, "%s: cannot pickle the state_dict", path);
+    if (!rc && kq_pickle_write_state_dict(pt, n, &pkl, &pkl_len)) rc = kq_ckpt_fail(err, errlen, "%s: cannot pickle the state_dict", path);
     wfile w;
     if (!rc && wf_open(&w, path, err, errlen)) rc = -1;
     else if (!rc) {
@@ -316,7 +306,7 @@ int kq_write_torch_zip(const char *path, const kq_wtensor *t, size_t n, int flag
         }
         sprintf(rname, "%s/version", arch);
         rc |= zip_record(&w, &rec[nrec++], rname, "3\n", 2, zip64);
-        if (rc) { wf_abort(&w); rc = w_fail(err, errlen, "%s: out of memory", path); }
+        if (rc) { wf_abort(&w); rc = kq_ckpt_fail(err, errlen, "%s: out of memory", path); }
         else {
             zip_central(&w, rec, nrec, zip64);
             rc = wf_close(&w, err, errlen);

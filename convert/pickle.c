@@ -78,9 +78,7 @@ static int fail(vm *m, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (m->errlen) snprintf(m->err, m->errlen, "%s: pickle: %s", m->file, msg);
-    for (char *c = m->err; m->errlen && *c; c++) if ((unsigned char)*c < 0x20) *c = '?'; /* one line, whatever names hold */
-    return -1;
+    return kq_ckpt_fail(m->err, m->errlen, "%s: pickle: %s", m->file, msg);
 }
 
 /* Grows *arr (of elsz-byte items) to hold need items; 0 or -1. */

@@ -33,9 +33,7 @@ static int z_fail(char *err, size_t errlen, const char *file, const char *fmt, .
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (errlen) snprintf(err, errlen, "%s: %s", file, msg);
-    for (char *c = err; errlen && *c; c++) if ((unsigned char)*c < 0x20) *c = '?'; /* one line, whatever names hold */
-    return -1;
+    return kq_ckpt_fail(err, errlen, "%s: %s", file, msg);
 }
 
 static uint64_t le(const uint8_t *p, int n) {
