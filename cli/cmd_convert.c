@@ -30,7 +30,7 @@ static void kq_convert_usage(FILE *f) {
             "Rows a type cannot hold fall back to q8_0 (multiple of 32) or f16; kq inspect lists them.\n");
 }
 
-void kq_convert_progress(void *ud, int64_t done, int64_t total) {
+static void kq_convert_progress(void *ud, int64_t done, int64_t total) {
     kq_progress *p = ud;
     p->total = total > 0 ? total : 1;
     kq_progress_update(p, done);
@@ -86,8 +86,13 @@ int kq_convert_parse(const char *cmd, int argc, char **argv, kq_convert_args *a)
 }
 
 /* Fills the options shared by convert and quantize; prints its own errors. */
-int kq_convert_opts_from(const char *cmd, const kq_convert_args *a, kq_convert_opts *o) {
+int kq_convert_opts_from(const char *cmd, const kq_convert_args *a, kq_convert_opts *o, kq_progress *p) {
     kq_convert_opts_init(o);
+    kq_progress_init(p, cmd, 1, a->progress);
+    if (p->enabled) {
+        o->progress = kq_convert_progress;
+        o->progress_ud = p;
+    }
     o->on_tmp_file = kq_cli_cleanup_on_signal; /* Ctrl-C leaves no half-written GGUF behind */
     if (a->type && a->mix) {
         kq_cli_error(cmd, "give either -t TYPE or --mix NAME, not both");
@@ -212,13 +217,8 @@ int kq_cmd_convert(int argc, char **argv) {
         return 2;
     }
     kq_convert_opts o;
-    if (kq_convert_opts_from(cmd, &a, &o)) return 2;
     kq_progress p;
-    kq_progress_init(&p, "convert", 1, a.progress);
-    if (p.enabled) {
-        o.progress = kq_convert_progress;
-        o.progress_ud = &p;
-    }
+    if (kq_convert_opts_from(cmd, &a, &o, &p)) return 2;
     char err[2048];
     int rc;
     if (kq_is_dir(a.src)) {

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "convert.h"
+#include "kq_cli.h"
 
 #define KQ_MAX_KEEP 64
 
@@ -18,9 +19,8 @@ typedef struct {
 
 /* Options and the first positional argument (src) of argv[1..argc); prints its own errors. */
 int kq_convert_parse(const char *cmd, int argc, char **argv, kq_convert_args *a);
-/* Conversion options from the parsed arguments; prints its own errors. */
-int kq_convert_opts_from(const char *cmd, const kq_convert_args *a, kq_convert_opts *o);
-/* kq_progress_fn over a kq_progress (cli/kq_cli.h). */
-void kq_convert_progress(void *ud, int64_t done, int64_t total);
+/* Conversion options from the parsed arguments, with progress reported into *p (shown on a TTY or
+ * with --progress); prints its own errors. */
+int kq_convert_opts_from(const char *cmd, const kq_convert_args *a, kq_convert_opts *o, kq_progress *p);
 
 #endif

@@ -50,13 +50,8 @@ int kq_cmd_quantize(int argc, char **argv) {
         }
     }
     kq_convert_opts o;
-    if (kq_convert_opts_from(cmd, &a, &o)) return 2;
     kq_progress p;
-    kq_progress_init(&p, "quantize", 1, a.progress);
-    if (p.enabled) {
-        o.progress = kq_convert_progress;
-        o.progress_ud = &p;
-    }
+    if (kq_convert_opts_from(cmd, &a, &o, &p)) return 2;
     char err[2048];
     if (kq_requantize_gguf(pos[0], pos[1], &o, err, sizeof(err))) {
         kq_cli_error(cmd, "%s", err);
